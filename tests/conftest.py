@@ -1,0 +1,5 @@
+"""Shared fixtures. Each fixture module in tests/fixtures/ belongs to the part it serves."""
+
+pytest_plugins = [
+    "tests.fixtures.genomes",
+]
