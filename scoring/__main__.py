@@ -1,0 +1,103 @@
+"""python -m scoring: score a GFF3 prediction (and/or baselines) against a reference annotation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from genome_io.baselines import orf_floor_genes, prodigal_genes
+from genome_io.errors import InputError
+from genome_io.fasta import read_fasta
+from genome_io.gff import read_gff
+
+from .metrics import Region, score
+from .report import format_table
+
+BASELINES = {"prodigal": prodigal_genes, "orf": orf_floor_genes}
+# Reasons read_gff drops a gene that mean the GFF does not belong to this FASTA.
+WRONG_GENOME = ("seqid not in FASTA", "coordinates beyond the sequence")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scoring",
+        description="Gene-prediction accuracy (Burset & Guigo levels: nucleotide, CDS segment, transcript, "
+        "gene, gene 3' end, gene exact) of a GFF3/GTF prediction and/or baselines against a reference. "
+        "Reference pseudogenes are excluded; see scoring/metrics.py for the exact rules.",
+    )
+    parser.add_argument("--reference", required=True, help="reference annotation, GFF3 or GTF (.gz ok)")
+    parser.add_argument("--prediction", help="predicted annotation, GFF3 or GTF (.gz ok)")
+    parser.add_argument(
+        "--fasta", help="genome FASTA (.gz ok): checks that both files belong to it; needed by --baseline"
+    )
+    parser.add_argument(
+        "--baseline",
+        nargs="+",
+        action="extend",
+        choices=sorted(BASELINES),
+        default=[],
+        help="also score baselines run on --fasta: prodigal (pyrodigal, single-genome mode) and/or "
+        "orf (every ORF >= 600 bp with its longest start, the trivial floor)",
+    )
+    parser.add_argument(
+        "--region", type=_region, help="score only genes wholly inside SEQID:START-END (1-based)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON dict {predictor: {level: scores}}")
+    args = parser.parse_args(argv)
+    if not args.prediction and not args.baseline:
+        parser.error("nothing to score: give --prediction and/or --baseline")
+    if args.baseline and not args.fasta:
+        parser.error("--baseline needs --fasta")
+    return args
+
+
+def _region(text: str) -> Region:
+    match = re.fullmatch(r"(.+):(\d+)-(\d+)", text.replace(",", ""))
+    if not match or int(match[2]) > int(match[3]):
+        raise argparse.ArgumentTypeError(f"expected SEQID:START-END with START <= END, got {text!r}")
+    return match[1], int(match[2]), int(match[3])
+
+
+def read_genes(path: str, seq_lengths: dict[str, int] | None, fasta: str | None) -> dict:
+    """Genes of one GFF; InputError if any lie outside the FASTA's sequences; other drops go to stderr."""
+    result = read_gff(path, seq_lengths)
+    report = result.report
+    for reason in WRONG_GENOME:
+        if report.dropped[reason]:
+            first = report.examples[reason][0]
+            raise InputError(
+                path,
+                None,
+                f"{report.dropped[reason]} gene(s) lie outside the sequences of {fasta} (first: {first})",
+            )
+    print(f"{path}: {report.summary()}", file=sys.stderr)
+    return result.genes_by_seqid
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        records = list(read_fasta(args.fasta)) if args.fasta else []
+        lengths = {seqid: len(sequence) for seqid, sequence in records} or None
+        reference = read_genes(args.reference, lengths, args.fasta)
+        predictions = {}
+        if args.prediction:
+            predictions["prediction"] = read_genes(args.prediction, lengths, args.fasta)
+        for name in args.baseline:
+            print(f"running baseline {name} on {args.fasta} ...", file=sys.stderr)
+            predictions[name] = BASELINES[name](records)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    scores = {name: score(reference, genes, args.region) for name, genes in predictions.items()}
+    if args.json:
+        print(json.dumps({name: s.as_dict() for name, s in scores.items()}, indent=2))
+    else:
+        print(format_table(scores))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
