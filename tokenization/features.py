@@ -15,6 +15,7 @@ edges as open (`open_left` / `open_right`, GenBank's `<` and `>`), never as fals
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import total_ordering
 
 Span = tuple[int, int]
 
@@ -33,12 +34,19 @@ def merge_spans(spans: list[Span] | tuple[Span, ...]) -> tuple[Span, ...]:
     return tuple((s, e) for s, e in out)
 
 
-@dataclass(frozen=True, order=True)
+@total_ordering  # not dataclass order: it would compare cds None with a tuple (TypeError)
+@dataclass(frozen=True)
 class Transcript:
     type: str  # mRNA, tRNA, rRNA, ncRNA, ..., or DIRECT
     exons: tuple[Span, ...]  # sorted, non-empty; may overlap/touch only for ribosomal slippage chains
     cds: Span | None = None  # coding span (genomic extent of all CDS bases), inside the exon chain
     phase: int = 0  # GFF phase of the 5'-most CDS segment (strand-aware); 0 for complete CDS
+
+    def _order(self) -> tuple:
+        return (self.type, self.exons, self.cds or (), self.phase)
+
+    def __lt__(self, other: Transcript) -> bool:
+        return self._order() < other._order()
 
     @property
     def start(self) -> int:
@@ -112,7 +120,10 @@ class Gene:
                     cds, phase = None, 0
                 else:
                     phase = _phase_after_clip(t, self.strand, lo, hi)
-                    cds = (max(cds[0], lo), min(cds[1], hi))
+                    # The coding span shrinks to the coding bases left in the window (not to lo/hi,
+                    # which may fall in an intron or a removed exon).
+                    segs = Transcript("x", exons, (max(cds[0], lo), min(cds[1], hi))).cds_segments()
+                    cds = (segs[0][0], max(e for _, e in segs))
             txs.append(Transcript(t.type, exons, cds, phase))
         return replace(
             self,

@@ -1,0 +1,29 @@
+"""Baking FASTA + GFF3 by taxon into a Hub-native dataset (parquet shards + dataset card).
+
+`python -m dataset_builder bake --help`; programmatic: `bake_genome`, `genome_examples`, `GffMoeWindows`.
+"""
+
+from .bake import BakeError, BakeOptions, GenomeReport, bake_genome, genome_examples
+from .builder import GffMoeWindows, TaxonConfig
+from .card import write_card
+from .schema import FEATURES, SPLITS
+from .windows import TAXA, Window, mirror_gene, plan_windows, reverse_complement, window_genes
+
+__all__ = [
+    "FEATURES",
+    "SPLITS",
+    "TAXA",
+    "BakeError",
+    "BakeOptions",
+    "GenomeReport",
+    "GffMoeWindows",
+    "TaxonConfig",
+    "Window",
+    "bake_genome",
+    "genome_examples",
+    "mirror_gene",
+    "plan_windows",
+    "reverse_complement",
+    "window_genes",
+    "write_card",
+]

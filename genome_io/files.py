@@ -1,0 +1,41 @@
+"""Numbered text lines of plain or gzip files, with every read failure turned into an InputError."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+
+from .errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: str | PathLike) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def numbered_lines(path: str | PathLike) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line ending) for every line; gzip is detected by content.
+
+    CRLF and CR line endings are accepted (universal newlines). A missing file, a truncated or corrupt
+    gzip stream and bytes that are not text raise InputError naming the file and the line reached.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "no such file")
+    opener = gzip.open if is_gzip(path) else open
+    number = 0
+    try:
+        with opener(path, "rt", encoding="utf-8", newline=None) as fh:
+            for number, line in enumerate(fh, start=1):  # noqa: B007 (number is read after the loop)
+                yield number, line.rstrip("\n")
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise InputError(path, number + 1, f"truncated or corrupt gzip stream ({err})") from None
+    except UnicodeDecodeError:
+        raise InputError(path, number + 1, "not a text file (bytes that are not UTF-8)") from None
+    except OSError as err:
+        raise InputError(path, None, f"cannot read: {err.strerror or err}") from None
