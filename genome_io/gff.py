@@ -37,7 +37,16 @@ EXON = ("exon", "noncoding_exon")
 SEGMENT_TYPES = frozenset((*CODING, *UTR, *EXON, "start_codon"))
 # Transcript-like types that may stand without a gene line (SGD tRNA/snoRNA, Prokka-style CDS-only files).
 ORPHAN_ROOT_TYPES = frozenset(("mRNA", "transcript", "primary_transcript", "pseudogenic_transcript", "CDS"))
-NEEDED_ATTRIBUTES = ("ID=", "Parent=", "Name=", "gene_id", "transcript_id", "gene_name")
+NEEDED_ATTRIBUTES = (
+    "ID=",
+    "Parent=",
+    "Name=",
+    "gene_id",
+    "transcript_id",
+    "gene_name",
+    "start_range=",
+    "end_range=",
+)
 MAX_EXAMPLES = 10  # skip messages kept per reason
 
 
@@ -103,6 +112,8 @@ class _Record:
     parents: list[str]
     name: str
     gene_id: str | None = None  # GTF only
+    open_left: bool = False  # start_range=.,N: the feature continues left of `start` (NCBI partial)
+    open_right: bool = False  # end_range=N,.: the feature continues right of `end`
     error: str | None = None  # why the feature cannot be used (reason, for the report)
     children: list[_Record] = field(default_factory=list)
 
@@ -186,7 +197,19 @@ def _record(number: int, f, gtf: bool) -> _Record:
     name = (attrs.get("Name") or attrs.get("gene_name") or [fid or ""])[0]
     gene_id = attrs.get("gene_id", [None])[0] if gtf else None
     return _Record(
-        number, f.seqid, f.featuretype, f.start, f.end, f.strand, phase, fid, parents, name, gene_id
+        number,
+        f.seqid,
+        f.featuretype,
+        f.start,
+        f.end,
+        f.strand,
+        phase,
+        fid,
+        parents,
+        name,
+        gene_id,
+        open_left=attrs.get("start_range", [""])[0] == ".",
+        open_right=attrs.get("end_range", ["", ""])[-1] == ".",
     )
 
 
@@ -291,6 +314,8 @@ def _assemble(root: _Record, wrapped: bool, report: GffReport) -> tuple[Gene | N
         strand=root.strand,
         type="gene" if wrapped else root.type,
         transcripts=tuple(sorted(set(transcripts))),
+        open_left=root.open_left,
+        open_right=root.open_right,
         name=root.id or root.name,
     )
     return gene, ""
