@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.genomes",
+    "tests.fixtures.tokenizer",
+    "tests.fixtures.dnabert",
 ]

@@ -1,0 +1,234 @@
+"""The extended DNABERT-2 tokenizer: DNA exactly as the plain BPE, GFF text lossless, CLI, model resize."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+from tests.fixtures.genomes import random_dna, write_text
+from tests.test_codec import windows
+from tokenization.__main__ import main as cli
+from tokenization.codec import codec_vocabulary, encode, genes_to_text, normalise, text_to_genes
+from tokenization.coordinates import MAX_OFFSET, NumberCoordinates, PointerCoordinates
+from tokenization.tokenizer import (
+    SPECIAL_TOKENS,
+    TokenizerError,
+    clean_dna,
+    decode_ids,
+    encode_source,
+    extend_tokenizer,
+    load_dnabert_tokenizer,
+    target_ids,
+    tokens_to_ids,
+)
+
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+VOCAB = codec_vocabulary()
+
+
+def test_fixture_has_the_dnabert2_layout(dnabert_tokenizer_dir):
+    spec = json.loads((dnabert_tokenizer_dir / "tokenizer.json").read_text())
+    assert spec["model"]["type"] == "BPE" and spec["model"]["unk_token"] == "[UNK]"
+    assert len(spec["model"]["vocab"]) == 4096
+    assert spec["normalizer"] is None and spec["pre_tokenizer"]["type"] == "Whitespace"
+    assert spec["post_processor"]["type"] == "TemplateProcessing"
+    assert [t["content"] for t in sorted(spec["added_tokens"], key=lambda t: t["id"])] == list(SPECIAL_TOKENS)
+    assert [t["id"] for t in spec["added_tokens"]] == [0, 1, 2, 3, 4]
+    config = json.loads((dnabert_tokenizer_dir / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+
+
+def test_special_tokens_come_from_the_files(dnabert_tokenizer_dir, tmp_path):
+    # Swap [PAD] and [UNK] roles in the config: the loaded tokenizer must follow the file, not a guess.
+    shutil.copytree(dnabert_tokenizer_dir, tmp_path / "tk")
+    config_path = tmp_path / "tk" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["pad_token"], config["unk_token"] = "[UNK]", "[PAD]"
+    config_path.write_text(json.dumps(config))
+    tokenizer = load_dnabert_tokenizer(tmp_path / "tk")
+    assert tokenizer.pad_token_id == 0 and tokenizer.unk_token_id == 3
+    plain = load_dnabert_tokenizer(dnabert_tokenizer_dir)
+    assert (plain.cls_token_id, plain.sep_token_id, plain.pad_token_id, plain.mask_token_id) == (1, 2, 3, 4)
+
+
+DNA = st.text(alphabet="ACGTNacgtnRYKMSW", min_size=1, max_size=400)
+
+
+@SETTINGS
+@given(dna=DNA)
+def test_dna_tokenizes_exactly_as_the_plain_bpe(dnabert_tokenizer_dir, gff_tokenizer, dna):
+    plain = Tokenizer.from_file(str(dnabert_tokenizer_dir / "tokenizer.json"))
+    source = encode_source(gff_tokenizer, dna)
+    cleaned = clean_dna(dna)
+    assert source["input_ids"] == plain.encode(cleaned).ids
+    assert source["attention_mask"] == [1] * len(source["input_ids"])
+    offsets = source["token_offsets"]
+    assert offsets[0] == offsets[-1] == (0, 0)  # [CLS], [SEP]
+    # The DNA tokens tile the window exactly, each span spelling its token.
+    assert [s for s, _ in offsets[1:-1]] == [0, *(e for _, e in offsets[1:-2])] and offsets[-2][1] == len(dna)
+    pieces = gff_tokenizer.convert_ids_to_tokens(source["input_ids"][1:-1])
+    assert [cleaned[s:e] for s, e in offsets[1:-1]] == pieces
+
+
+def test_source_normalisation_and_truncation(gff_tokenizer):
+    assert clean_dna("acgtnRYU") == "ACGTNNNT"
+    with pytest.raises(TokenizerError, match="position 3"):
+        clean_dna("ACG-T")
+    source = encode_source(gff_tokenizer, random_dna(2000, seed=5), max_length=16)
+    assert len(source["input_ids"]) == 16 and source["token_offsets"][-1] == (0, 0)
+
+
+@SETTINGS
+@given(case=windows(max_window=50_000))
+def test_gff_text_tokenizes_to_exactly_its_tokens(gff_tokenizer, case):
+    _, genes = case
+    text = genes_to_text(genes)
+    expected = tokens_to_ids(gff_tokenizer, text.split())
+    assert gff_tokenizer(text, add_special_tokens=False).input_ids == expected
+    # Tokens delimit themselves: no separators needed, and no token is read inside another.
+    assert gff_tokenizer("".join(text.split()), add_special_tokens=False).input_ids == expected
+    assert text_to_genes(gff_tokenizer.decode(expected)).genes == normalise(genes)
+
+
+def test_every_gff_token_is_one_id_and_never_splits(gff_tokenizer):
+    ids = gff_tokenizer(" ".join(VOCAB), add_special_tokens=False).input_ids
+    assert ids == gff_tokenizer.convert_tokens_to_ids(VOCAB)
+    assert len(set(ids)) == len(VOCAB) and min(ids) >= 4096  # none collides with a DNA token
+    assert ids == list(range(ids[0], ids[0] + len(VOCAB)))  # appended in codec order
+    assert gff_tokenizer.bos_token == "<bos>" and gff_tokenizer.eos_token == "<eos>"
+
+
+def test_extend_is_idempotent(dnabert_tokenizer_dir):
+    tokenizer = load_dnabert_tokenizer(dnabert_tokenizer_dir)
+    assert extend_tokenizer(tokenizer) == len(VOCAB)
+    vocab = tokenizer.get_vocab()
+    assert extend_tokenizer(tokenizer) == 0 and tokenizer.get_vocab() == vocab
+    assert extend_tokenizer(tokenizer, ["<my_RNA>", "<gene>"]) == 1 and tokenizer.get_vocab()[
+        "<my_RNA>"
+    ] == len(vocab)
+    with pytest.raises(TokenizerError, match="not a GFF token"):
+        extend_tokenizer(tokenizer, ["gene"])
+
+
+def test_reloads_identically_with_auto_tokenizer(gff_tokenizer, tmp_path):
+    gff_tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded.get_vocab() == gff_tokenizer.get_vocab() and len(reloaded) == len(gff_tokenizer)
+    assert reloaded.all_special_tokens == gff_tokenizer.all_special_tokens
+    sample = "ACGTTGCA" * 20 + " <gene> <+> <n0> <n5> " + "TTGACA" * 5
+    assert reloaded(sample).input_ids == gff_tokenizer(sample).input_ids
+
+
+def test_pointer_targets_use_the_slots_after_the_vocabulary(gff_tokenizer):
+    from tokenization.features import DIRECT, Gene, Transcript
+
+    source = encode_source(gff_tokenizer, random_dna(3000, seed=9))
+    size = len(gff_tokenizer)
+    scheme = PointerCoordinates(source["token_offsets"], vocab_size=size)
+    genes = [
+        Gene(10, 909, "+", "gene", (Transcript(DIRECT, ((10, 909),), (10, 909)),)),
+        Gene(1200, 2999, "-", "gene", (Transcript("mRNA", ((1200, 1500), (1800, 2999)), (1300, 2500), 2),)),
+    ]
+    ids = target_ids(genes, gff_tokenizer, scheme)
+    pointers = [i - size for i in ids if i >= size]
+    assert len(pointers) == sum(t.startswith("<@") for t in encode(genes, scheme)) == 2 + 2 + 2 + 2
+    assert all(0 < p < len(source["input_ids"]) - 1 for p in pointers)  # DNA tokens, not [CLS]/[SEP]
+    assert decode_ids(ids, gff_tokenizer, scheme).genes == genes
+
+
+def test_unknown_tokens_are_named(gff_tokenizer):
+    from tokenization.features import Gene
+
+    with pytest.raises(TokenizerError, match="<odd_gene>.*append_tk"):
+        target_ids([Gene(0, 9, "+", "odd_gene")], gff_tokenizer, NumberCoordinates())
+
+
+def test_dna_tokens_longer_than_the_offsets_are_refused(dnabert_tokenizer_dir, tmp_path):
+    shutil.copytree(dnabert_tokenizer_dir, tmp_path / "tk")
+    path = tmp_path / "tk" / "tokenizer.json"
+    spec = json.loads(path.read_text())
+    spec["model"]["vocab"]["A" * (MAX_OFFSET + 1)] = len(spec["model"]["vocab"])
+    path.write_text(json.dumps(spec))
+    with pytest.raises(TokenizerError, match="MAX_OFFSET"):
+        load_dnabert_tokenizer(tmp_path / "tk")
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli(["--help"])
+    assert exit_.value.code == 0 and "append_tk" in capsys.readouterr().out
+
+
+def test_cli_init_and_append_are_idempotent(dnabert_tokenizer_dir, tmp_path, capsys):
+    tokens = tmp_path / "tokens.txt"
+    assert cli(["init_tk", str(tokens), "--extra-types", "my_RNA"]) == 0
+    listed = tokens.read_text().split()
+    assert "<my_RNA>" in listed and set(VOCAB) <= set(listed)
+
+    json_path = tmp_path / "tokenizer.json"
+    shutil.copy(dnabert_tokenizer_dir / "tokenizer.json", json_path)
+    assert cli(["append_tk", str(tokens), str(json_path)]) == 0
+    first = Tokenizer.from_file(str(json_path)).get_vocab(with_added_tokens=True)
+    assert [first[t] for t in listed] == list(range(4096, 4096 + len(listed)))  # order preserved
+    assert cli(["append_tk", str(tokens), str(json_path)]) == 0
+    assert Tokenizer.from_file(str(json_path)).get_vocab(with_added_tokens=True) == first
+    assert "added 0 of" in capsys.readouterr().out
+
+    directory = tmp_path / "dir"
+    shutil.copytree(dnabert_tokenizer_dir, directory)
+    assert cli(["append_tk", str(tokens), str(directory)]) == 0
+    assert AutoTokenizer.from_pretrained(directory).get_vocab() == first
+
+
+def test_cli_reports_a_bad_token_file_line(dnabert_tokenizer_dir, tmp_path, capsys):
+    bad = write_text(tmp_path / "bad.txt", "# comment\n<ok>\n\ngene with spaces\n")
+    assert cli(["append_tk", str(bad), str(dnabert_tokenizer_dir / "tokenizer.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}:4:") and "\n" not in err
+
+
+def test_cli_build_trains_a_bpe_from_fasta(tmp_path):
+    fasta = write_text(
+        tmp_path / "g.fa", f">a\n{random_dna(20_000, seed=1)}\n>b\n{random_dna(5000, seed=2).lower()}\n"
+    )
+    assert cli(["build_tk", str(tmp_path / "tk"), "--fasta", str(fasta), "--vocab-size", "300"]) == 0
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tk")
+    assert len(tokenizer) == 300 + len(VOCAB)
+    assert tokenizer.convert_ids_to_tokens(list(range(5))) == list(SPECIAL_TOKENS)
+    assert tokenizer("ACGT").input_ids[0] == tokenizer.cls_token_id
+
+
+def test_cli_resize_model_keeps_old_rows_and_ties_the_head(dnabert_tokenizer_dir, gff_tokenizer, tmp_path):
+    config = BertConfig(
+        vocab_size=4096, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    torch.manual_seed(0)
+    model = BertForMaskedLM(config)
+    model.save_pretrained(tmp_path / "model")
+    old = model.get_input_embeddings().weight.detach().clone()
+    gff_tokenizer.save_pretrained(tmp_path / "tk")
+
+    assert cli(["resize_model", str(tmp_path / "model"), str(tmp_path / "tk")]) == 0
+    resized = BertForMaskedLM.from_pretrained(tmp_path / "model")
+    weight = resized.get_input_embeddings().weight.detach()
+    assert weight.shape == (len(gff_tokenizer), 16) and resized.config.vocab_size == len(gff_tokenizer)
+    assert torch.equal(weight[:4096], old)
+    assert torch.allclose(weight[4096:], old.mean(0).expand(len(gff_tokenizer) - 4096, -1), atol=1e-3)
+    assert resized.get_output_embeddings().weight.data_ptr() == weight.data_ptr()
+    # Resizing again to the same tokenizer changes nothing.
+    assert cli(["resize_model", str(tmp_path / "model"), str(tmp_path / "tk")]) == 0
+    assert torch.equal(
+        BertForMaskedLM.from_pretrained(tmp_path / "model").get_input_embeddings().weight, weight
+    )

@@ -1,0 +1,137 @@
+"""Command line: `python -m tokenization {init_tk,build_tk,append_tk,resize_model} ...`.
+
+init_tk OUT                        write the full GFF token list (one token per line)
+build_tk OUT_DIR (--dnabert PATH | --fasta FASTA...)
+                                   DNABERT-2 tokenizer (or a BPE trained on FASTA) + GFF vocabulary
+append_tk TOKENS_FILE TOKENIZER    append new tokens to a tokenizer.json or tokenizer directory
+resize_model MODEL_DIR TOKENIZER_DIR
+                                   resize a saved model's embeddings to the tokenizer, in place
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .codec import codec_vocabulary
+from .tokenizer import TokenizerError, check_added_token
+
+TOKEN_FILE_HELP = "one token per line; blank lines and lines starting with # are ignored"
+
+
+def read_token_file(path: str | Path) -> list[str]:
+    """Tokens of a token list file, validated; errors name the file and line."""
+    from genome_io.errors import InputError
+
+    tokens = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise InputError(path, None, f"cannot read the token file ({err.strerror})") from None
+    for number, line in enumerate(lines, start=1):
+        token = line.strip()
+        if not token or token.startswith("#"):
+            continue
+        try:
+            check_added_token(token)
+        except TokenizerError as err:
+            raise InputError(path, number, str(err)) from None
+        tokens.append(token)
+    return tokens
+
+
+def init_tk(args) -> None:
+    tokens = codec_vocabulary(args.extra_types)
+    Path(args.out).write_text("\n".join(tokens) + "\n")
+    print(f"wrote {len(tokens)} tokens to {args.out}")
+
+
+def build_tk(args) -> None:
+    from .tokenizer import build_tokenizer
+
+    extra = read_token_file(args.tokens) if args.tokens else []
+    tokenizer = build_tokenizer(args.out_dir, args.dnabert, args.fasta, extra, args.vocab_size)
+    print(f"saved a {len(tokenizer)}-token tokenizer to {args.out_dir}")
+
+
+def append_tk(args) -> None:
+    tokens = read_token_file(args.tokens_file)
+    target = Path(args.tokenizer)
+    if target.is_dir():
+        from transformers import AutoTokenizer
+
+        from .tokenizer import extend_tokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(target))
+        added = extend_tokenizer(tokenizer, tokens)
+        if added:
+            tokenizer.save_pretrained(str(target))
+        size = len(tokenizer)
+    else:
+        from tokenizers import AddedToken, Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(target))
+        vocab = tokenizer.get_vocab(with_added_tokens=True)
+        missing = [t for t in dict.fromkeys(tokens) if t not in vocab]
+        added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in missing])
+        if added:
+            tokenizer.save(str(target))
+        size = tokenizer.get_vocab_size(with_added_tokens=True)
+    print(f"added {added} of {len(tokens)} tokens to {target} ({size} tokens now)")
+
+
+def resize_model(args) -> None:
+    from .tokenizer import resize_saved_model
+
+    old, new = resize_saved_model(args.model_dir, args.tokenizer_dir)
+    print(f"resized {args.model_dir} embeddings from {old} to {new} rows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenization", description="GFF-MoE tokenizer tools (GFF vocabulary, DNABERT-2 BPE)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("init_tk", help="write the full GFF token list")
+    p.add_argument("out", help="token list file to write (one token per line)")
+    p.add_argument("--extra-types", nargs="*", default=[], help="additional feature type names")
+    p.set_defaults(run=init_tk)
+
+    p = commands.add_parser("build_tk", help="build and save the extended tokenizer")
+    p.add_argument("out_dir", help="directory to save the tokenizer to (save_pretrained)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dnabert", help="DNABERT-2 tokenizer: local directory or hub id")
+    source.add_argument("--fasta", nargs="+", help="FASTA files to train a DNABERT-2-style BPE on (offline)")
+    p.add_argument(
+        "--vocab-size", type=int, default=4096, help="BPE vocabulary size when training (default 4096)"
+    )
+    p.add_argument("--tokens", help=f"extra token list file ({TOKEN_FILE_HELP})")
+    p.set_defaults(run=build_tk)
+
+    p = commands.add_parser("append_tk", help="append tokens to a tokenizer (idempotent, order kept)")
+    p.add_argument("tokens_file", help=f"token list file ({TOKEN_FILE_HELP})")
+    p.add_argument(
+        "tokenizer", help="tokenizer.json file or a save_pretrained tokenizer directory (edited in place)"
+    )
+    p.set_defaults(run=append_tk)
+
+    p = commands.add_parser("resize_model", help="resize a saved model's token embeddings to a tokenizer")
+    p.add_argument("model_dir", help="save_pretrained model directory (rewritten in place, with its code)")
+    p.add_argument("tokenizer_dir", help="tokenizer directory")
+    p.set_defaults(run=resize_model)
+
+    args = parser.parse_args(argv)
+    from genome_io.errors import InputError
+
+    try:
+        args.run(args)
+    except (InputError, TokenizerError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
