@@ -1,0 +1,1 @@
+"""Genome annotation: window tiling and stitching, biology-constrained decoding."""

@@ -1,0 +1,603 @@
+"""Biology-constrained decoding: a `LogitsProcessor` that only lets the decoder write possible genes.
+
+The processor runs the codec grammar (`tokenization.codec`) as a state machine, one state per beam,
+advanced by one token per step (states are keyed by the generated prefix, so beam reordering is free and
+nothing is re-parsed). In each state it masks every token that would make the record malformed or
+biologically impossible in this window's DNA:
+
+- grammar: `[ATT] gene* <eos>`, every record complete, coordinates inside the window (and, for pointer
+  coordinates, inside a real DNA token), gene start < end, genes in canonical (start, end) order,
+  transcripts inside their gene, `<open_l>` / `<open_r>` only at the window edge they name;
+- introns: at least 4 bp, canonical splice sites GT..AG, GC..AG or AT..AC (reverse-complemented on the
+  minus strand), exons at least 1 bp, in order;
+- coding spans (`<cds_all>`, `<cds>` + phase): a start codon at the 5' end, the first in-frame stop at
+  the 3' end, length a multiple of 3, reading frame carried across the introns; an end that runs off an
+  open window edge is exempt (any phase at an open 5' end, no stop needed at an open 3' end). Pseudogene
+  CDS are only held to the structure (they are broken by definition).
+
+Per window, the DNA is coded once (`WindowTables`); the legal coding spans of a transcript are computed
+once when its exon chain is complete (a few hundred (start, end, phase) triples, numpy), then each
+coordinate step is a boolean mask over the window's bases turned into token ids by the coordinate scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from Bio.Data.CodonTable import unambiguous_dna_by_id
+from transformers import LogitsProcessor
+
+from tokenization.codec import (
+    ANNOTATION_TASK,
+    BOS,
+    CDS,
+    CDS_ALL,
+    EOS,
+    INTRONS,
+    OPEN_LEFT,
+    OPEN_RIGHT,
+    PHASE_TOKENS,
+    SPAN,
+    STRAND_TOKENS,
+    is_gene_type,
+    is_type_name,
+)
+from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
+
+# Start codons used when none are given: the common ones of the table (Prodigal's for code 11).
+DEFAULT_START_CODONS = {11: ("ATG", "GTG", "TTG"), 4: ("ATG", "GTG", "TTG")}
+# Canonical splice sites as (intron's first two bases, last two bases), in transcription orientation.
+SPLICE_SITES = (("GT", "AG"), ("GC", "AG"), ("AT", "AC"))
+MIN_INTRON = 4
+_CODE = np.full(256, 4, dtype=np.int8)
+for _i, _b in enumerate("ACGT"):
+    _CODE[ord(_b)] = _i
+_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.int8)
+
+
+def _revcomp(dinucleotide: str) -> str:
+    return dinucleotide[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+class GeneticCode:
+    """Start and stop codons of an NCBI translation table, as lookups over codon ids 16a + 4b + c (64 = has N)."""
+
+    def __init__(self, table: int = 11, start_codons: Sequence[str] | None = None):
+        stops = unambiguous_dna_by_id[table].stop_codons
+        starts = start_codons or DEFAULT_START_CODONS.get(table, ("ATG",))
+        self.table = table
+        self.is_start, self.is_stop = np.zeros(65, bool), np.zeros(65, bool)
+        self.is_start[[_codon_id(c) for c in starts]] = True
+        self.is_stop[[_codon_id(c) for c in stops]] = True
+
+
+def _codon_id(codon: str) -> int:
+    a, b, c = (int(_CODE[ord(x)]) for x in codon)
+    return 16 * a + 4 * b + c
+
+
+def _codon_ids(codes: np.ndarray) -> np.ndarray:
+    """Id of the codon starting at each position (len - 2 of them); 64 where a base is N."""
+    a, b, c = codes[:-2].astype(np.int16), codes[1:-1].astype(np.int16), codes[2:].astype(np.int16)
+    ids = 16 * a + 4 * b + c
+    ids[(a > 3) | (b > 3) | (c > 3)] = 64
+    return ids
+
+
+class WindowTables:
+    """What the constraints need to know about one window's DNA, computed once."""
+
+    def __init__(self, dna: str, code: GeneticCode, addressable: np.ndarray | None = None):
+        self.length = len(dna)
+        self.code = code
+        self.bases = _CODE[np.frombuffer(dna.upper().encode("ascii"), dtype=np.uint8)]
+        # Bases a coordinate may name (pointer coordinates can only name bases inside DNA tokens).
+        self.addressable = np.ones(self.length, bool) if addressable is None else addressable
+        self._splice_cache: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+
+    def dinucleotide_at(self, motif: str) -> np.ndarray:
+        """Boolean per position i: bases i, i+1 spell `motif` (False at the last base)."""
+        a, b = (int(_CODE[ord(x)]) for x in motif)
+        hit = np.zeros(self.length, bool)
+        hit[:-1] = (self.bases[:-1] == a) & (self.bases[1:] == b)
+        return hit
+
+    def splice_pairs(self, strand: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per splice-site kind: (left site at i, cumulative count of right sites) in genomic orientation.
+
+        An intron a+1..b-1 (a = last base of an exon, b = first base of the next) is canonical when for
+        one kind its first two genomic bases (at a+1) match `left` and its last two (at b-2) match `right`.
+        """
+        if strand not in self._splice_cache:
+            pairs = []
+            for donor, acceptor in SPLICE_SITES:
+                left, right = (donor, acceptor) if strand == "+" else (_revcomp(acceptor), _revcomp(donor))
+                right_hits = self.dinucleotide_at(right)
+                pairs.append((self.dinucleotide_at(left), np.concatenate([[0], np.cumsum(right_hits)])))
+            self._splice_cache[strand] = pairs
+        return self._splice_cache[strand]
+
+    def coding_spans(
+        self, exons: tuple[tuple[int, int], ...], strand: str, open5: bool, open3: bool
+    ) -> CodingSpans:
+        """Every legal (cds start, cds end, phase) on this exon chain, in genomic coordinates."""
+        positions = np.concatenate([np.arange(s, e + 1) for s, e in exons])
+        bases = self.bases[positions]
+        if strand == "-":  # transcription orientation
+            positions, bases = positions[::-1], _COMPLEMENT[bases[::-1]]
+        n = len(bases)
+        if n < 3:
+            return CodingSpans(np.zeros((0, 3), dtype=np.int64))
+        codons = _codon_ids(bases)
+        five = np.flatnonzero(self.code.is_start[codons])  # complete 5' ends: a start codon, phase 0
+        phase = np.zeros_like(five)
+        if open5:  # the 5' end runs off the window: any phase, no start codon needed
+            five, phase = (
+                np.concatenate([[0, 0, 0], five[five > 0]]),
+                np.concatenate([[0, 1, 2], phase[five > 0]]),
+            )
+        first_codon = five + phase
+        stops = np.flatnonzero(self.code.is_stop[codons])
+        three = np.full(len(five), -1)
+        for frame in range(3):  # the 3' end is the first in-frame stop: no internal stop by construction
+            in_frame = stops[stops % 3 == frame]
+            rows = np.flatnonzero(first_codon % 3 == frame)
+            k = np.searchsorted(in_frame, first_codon[rows])
+            found = k < len(in_frame)
+            three[rows[found]] = in_frame[k[found]] + 2
+            if open3:  # no stop before the open 3' edge: the CDS runs off the window
+                three[rows[~found]] = n - 1
+        ok = (three >= 0) & (first_codon < n)
+        first, last = positions[five[ok]], positions[three[ok]]
+        if strand == "-":
+            first, last = last, first
+        return CodingSpans(np.stack([first, last, phase[ok]], axis=1).astype(np.int64))
+
+
+class CodingSpans:
+    """The legal coding spans of one exon chain, as rows (cds start, cds end, phase), genomic coordinates."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+
+    def _not_whole(self, extent: tuple[int, int]) -> np.ndarray:
+        return (self.rows[:, 0] != extent[0]) | (self.rows[:, 1] != extent[1])
+
+    def has_whole(self, extent: tuple[int, int]) -> bool:
+        return len(self.phases(*extent)) > 0
+
+    def has_part(self, extent: tuple[int, int]) -> bool:
+        return bool(self._not_whole(extent).any())
+
+    def starts(self, extent: tuple[int, int]) -> np.ndarray:
+        """Starts of the spans written with `<cds>` (the whole extent is written `<cds_all>`)."""
+        return self.rows[self._not_whole(extent), 0]
+
+    def ends(self, extent: tuple[int, int], first: int) -> np.ndarray:
+        return self.rows[self._not_whole(extent) & (self.rows[:, 0] == first), 1]
+
+    def phases(self, first: int, last: int) -> list[int]:
+        hit = (self.rows[:, 0] == first) & (self.rows[:, 1] == last)
+        return sorted(set(self.rows[hit, 2].tolist()))
+
+
+class ChainSpans(CodingSpans):
+    """Pseudogene CDS: any start <= end on the exon chain, any phase (its codons are not checked)."""
+
+    def __init__(self, exons: tuple[tuple[int, int], ...]):
+        self.positions = np.concatenate([np.arange(s, e + 1) for s, e in exons])
+        self.on_chain = set(self.positions.tolist())
+
+    def has_whole(self, extent: tuple[int, int]) -> bool:
+        return True
+
+    def has_part(self, extent: tuple[int, int]) -> bool:
+        return len(self.positions) > 1
+
+    def starts(self, extent: tuple[int, int]) -> np.ndarray:
+        return self.positions
+
+    def ends(self, extent: tuple[int, int], first: int) -> np.ndarray:
+        ends = self.positions[self.positions >= first]
+        return ends[ends != extent[1]] if first == extent[0] else ends
+
+    def phases(self, first: int, last: int) -> list[int]:
+        return [0, 1, 2] if first in self.on_chain and last in self.on_chain and first <= last else []
+
+
+# ---------------------------------------------------------------- vocabulary
+
+
+class GrammarVocab:
+    """Token ids of every grammar category, read from an extended tokenizer (pointers: `vocab_size + i`)."""
+
+    def __init__(self, vocab: Mapping[str, int], vocab_size: int):
+        self.vocab_size = vocab_size
+        self.bos, self.eos, self.task = vocab[BOS], vocab[EOS], vocab[ANNOTATION_TASK]
+        names = {
+            token[1:-1]: i for token, i in vocab.items() if token.startswith("<") and token.endswith(">")
+        }
+        types = {name: i for name, i in names.items() if is_type_name(name)}
+        self.gene_types = np.array(sorted(i for name, i in types.items() if is_gene_type(name)))
+        self.pseudo_types = frozenset(
+            i for name, i in types.items() if is_gene_type(name) and "pseudo" in name
+        )
+        self.transcript_types = np.array(sorted(i for name, i in types.items() if not is_gene_type(name)))
+        self.strands = {vocab[token]: strand for token, strand in STRAND_TOKENS.items()}
+        self.open_left, self.open_right = vocab[OPEN_LEFT], vocab[OPEN_RIGHT]
+        self.span, self.introns, self.cds, self.cds_all = (
+            vocab[SPAN],
+            vocab[INTRONS],
+            vocab[CDS],
+            vocab[CDS_ALL],
+        )
+        self.phases = {vocab[token]: phase for token, phase in PHASE_TOKENS.items()}
+        self.phase_ids = {phase: i for i, phase in self.phases.items()}
+        self.numbers = np.array([vocab[t] for t in NUMBER_TOKENS])
+        self.offsets = np.array([vocab[t] for t in OFFSET_TOKENS])
+        self.number_value = {int(i): v for v, i in enumerate(self.numbers)}
+        self.offset_value = {int(i): k for k, i in enumerate(self.offsets)}
+        self.gene_type_set = frozenset(self.gene_types.tolist())
+        self.transcript_type_set = frozenset(self.transcript_types.tolist())
+        # What may follow a finished gene header or transcript: a transcript, the next gene, or the end.
+        self.follow = np.concatenate([self.transcript_types, self.gene_types, [self.eos]])
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> GrammarVocab:
+        return cls(tokenizer.get_vocab(), len(tokenizer))
+
+
+class CoordinateTokens:
+    """Turns a boolean mask of legal bases into legal coordinate tokens, for one window's scheme."""
+
+    def __init__(self, vocab: GrammarVocab, token_offsets: np.ndarray | None, length: int):
+        self.vocab, self.length = vocab, length
+        self.spans = (
+            None if token_offsets is None else np.asarray(token_offsets, dtype=np.int64).reshape(-1, 2)
+        )
+
+    def addressable(self) -> np.ndarray:
+        mask = np.zeros(self.length, bool)
+        if self.spans is None:
+            mask[:] = True
+        else:
+            for s, e in self.spans:
+                mask[s:e] = True
+        return mask
+
+    def first(self, legal: np.ndarray) -> np.ndarray:
+        if self.spans is None:
+            padded = np.zeros(-(-self.length // NUMBER_BASE) * NUMBER_BASE, bool)
+            padded[: self.length] = legal
+            return self.vocab.numbers[np.flatnonzero(padded.reshape(-1, NUMBER_BASE).any(1))]
+        counts = np.concatenate([[0], np.cumsum(legal)])
+        s, e = self.spans[:, 0].clip(0, self.length), self.spans[:, 1].clip(0, self.length)
+        return self.vocab.vocab_size + np.flatnonzero((e > s) & (counts[e] > counts[s]))
+
+    def second(self, first_id: int, legal: np.ndarray) -> np.ndarray:
+        lo, hi = self._range(first_id)
+        return (self.vocab.numbers if self.spans is None else self.vocab.offsets)[
+            np.flatnonzero(legal[lo:hi])
+        ]
+
+    def value(self, first_id: int, second_id: int) -> int | None:
+        lo, hi = self._range(first_id)
+        table = self.vocab.number_value if self.spans is None else self.vocab.offset_value
+        k = table.get(second_id)
+        return lo + k if k is not None and lo + k < hi else None
+
+    def _range(self, first_id: int) -> tuple[int, int]:
+        if self.spans is None:
+            high = self.vocab.number_value.get(first_id, self.length)
+            return high * NUMBER_BASE, min((high + 1) * NUMBER_BASE, self.length)
+        s, e = self.spans[first_id - self.vocab.vocab_size]
+        return int(s), int(min(e, self.length))
+
+
+# ---------------------------------------------------------------- the grammar state machine
+
+
+@dataclass(frozen=True)
+class _Gene:
+    start: int = -1
+    end: int = -1
+    strand: str = "."
+    pseudo: bool = False
+    open_left: bool = False
+    open_right: bool = False
+
+
+@dataclass(frozen=True)
+class _Transcript:
+    start: int
+    end: int
+    exon_start: int  # start of the exon being built (the last intron's second coordinate)
+    introns: tuple[tuple[int, int], ...] = ()
+    stage: str = "head"  # head -> span -> introns -> cds -> phase (each optional)
+
+    def exons(self) -> tuple[tuple[int, int], ...]:
+        starts = [self.start, *(b for _, b in self.introns)]
+        ends = [*(a for a, _ in self.introns), self.end]
+        return tuple(zip(starts, ends, strict=True))
+
+
+@dataclass(frozen=True)
+class State:
+    """Where one sequence is in the grammar, and what the current record has said so far."""
+
+    slot: str = "bos"  # bos, task, record, strand, coord, body, done
+    prev: tuple[int, int] = (-1, -1)  # (start, end) of the previous gene, for canonical order
+    gene: _Gene | None = None
+    transcript: _Transcript | None = None
+    purpose: str = ""  # which coordinate is being written
+    first: int = -1  # its first token, once written
+    legal: np.ndarray | None = None  # legal bases for the coordinate being written
+    pending: int = -1  # the first coordinate of a pair (intron, CDS) while the second is written
+    cds: tuple[int, int] = (-1, -1)  # the current transcript's CDS, once written
+
+
+class Grammar:
+    """The codec grammar over one window, with its biology. `step` and `allowed` never mutate a state."""
+
+    def __init__(self, vocab: GrammarVocab, tables: WindowTables, coordinates: CoordinateTokens):
+        self.vocab, self.tables, self.coords = vocab, tables, coordinates
+        self.length = tables.length
+        self._choices_cache: dict[tuple, np.ndarray] = {}
+
+    # -------------------------------------------------------- allowed tokens
+
+    def allowed(self, state: State) -> np.ndarray | None:
+        """Ids allowed next (None: anything, the sequence is finished)."""
+        v = self.vocab
+        if state.slot == "bos":
+            return np.array([v.bos if state.gene is None else v.task])
+        if state.slot == "task":
+            return np.array([v.task])
+        if state.slot == "done":
+            return None
+        if state.slot == "record":
+            ids = [v.eos]
+            if self.length >= 2:
+                ids += v.gene_types.tolist()
+            return np.array(ids)
+        if state.slot == "strand":
+            return np.array(list(v.strands))
+        if state.slot == "coord":
+            if state.first < 0:
+                return self.coords.first(state.legal)
+            return self.coords.second(state.first, state.legal)
+        return self._body_allowed(state)
+
+    def _body_allowed(self, state: State) -> np.ndarray:
+        v, gene, tx = self.vocab, state.gene, state.transcript
+        if tx is None:  # after the gene's coordinates
+            ids = [v.follow]
+            if gene.start == 0 and not gene.open_left and not gene.open_right:
+                ids.append([v.open_left])
+            if gene.end == self.length - 1 and not gene.open_right:
+                ids.append([v.open_right])
+            return np.concatenate(ids)
+        if tx.stage == "phase":
+            return v.follow
+        if tx.stage == "cds":  # after the CDS coordinates: a phase token, or phase 0 by omission
+            phases = self._choices(state).phases(*state.cds)
+            ids = [v.phase_ids[p] for p in phases if p]
+            return np.concatenate([ids, v.follow if 0 in phases else []]).astype(np.int64)
+        ids = [v.follow]
+        if tx.stage == "head" and self._span_possible(gene):
+            ids.append([v.span])
+        if tx.stage in ("head", "span") and self._intron_legal(state, tx.start).any():
+            ids.append([v.introns])
+        if tx.stage == "introns":
+            ids.append(self.coords.first(self._intron_legal(state, tx.exon_start)))
+        if gene.strand != ".":
+            choices, extent = self._choices(state), (tx.start, tx.end)
+            if choices.has_whole(extent):
+                ids.append([v.cds_all])
+            if choices.has_part(extent):
+                ids.append([v.cds])
+        return np.concatenate(ids).astype(np.int64)
+
+    # -------------------------------------------------------- transitions
+
+    def step(self, state: State, token: int) -> State:
+        v = self.vocab
+        slot = state.slot
+        if slot in ("bos", "task"):
+            if token == v.bos and slot == "bos":
+                return replace(state, slot="task")
+            return replace(state, slot="record") if token == v.task else replace(state, slot="done")
+        if slot == "done" or token == v.eos:
+            return replace(state, slot="done")
+        if slot == "strand":
+            return self._coordinate(
+                replace(state, gene=replace(state.gene, strand=v.strands[token])), "gene_start"
+            )
+        if slot == "coord":
+            if state.first < 0:
+                return replace(state, first=token)
+            value = self.coords.value(state.first, token)
+            return self._coordinate_done(replace(state, first=-1), -1 if value is None else value)
+        if token in v.gene_type_set:  # a new gene (from "record" or after the previous one)
+            prev = state.prev if state.gene is None else (state.gene.start, state.gene.end)
+            return State(slot="strand", prev=prev, gene=_Gene(pseudo=token in v.pseudo_types))
+        gene, tx = state.gene, state.transcript
+        if token in v.transcript_type_set:
+            return replace(state, transcript=_Transcript(gene.start, gene.end, gene.start))
+        if token == v.open_left:
+            return replace(state, gene=replace(gene, open_left=True))
+        if token == v.open_right:
+            return replace(state, gene=replace(gene, open_right=True))
+        if token == v.span:
+            return self._coordinate(state, "span_start")
+        if token == v.introns:
+            return self._coordinate(replace(state, transcript=replace(tx, stage="introns")), "intron_end")
+        if token == v.cds_all:
+            return replace(state, transcript=replace(tx, stage="cds"), cds=(tx.start, tx.end))
+        if token == v.cds:
+            return self._coordinate(state, "cds_start")
+        if token in v.phases:
+            return replace(state, transcript=replace(tx, stage="phase"))
+        if slot == "body" and tx is not None and tx.stage == "introns":  # first token of another intron
+            return replace(self._coordinate(state, "intron_end"), first=token)
+        return replace(state, slot="done")  # unreachable under the mask
+
+    def _coordinate(self, state: State, purpose: str) -> State:
+        state = replace(state, slot="coord", purpose=purpose, first=-1)
+        return replace(state, legal=self._legal(state, purpose) & self.tables.addressable)
+
+    def _coordinate_done(self, state: State, value: int) -> State:
+        gene, tx, purpose = state.gene, state.transcript, state.purpose
+        body = replace(state, slot="body", legal=None)
+        if purpose == "gene_start":
+            return self._coordinate(replace(state, gene=replace(gene, start=value)), "gene_end")
+        if purpose == "gene_end":
+            return replace(body, gene=replace(gene, end=value))
+        if purpose == "span_start":
+            return self._coordinate(
+                replace(state, transcript=replace(tx, start=value, exon_start=value)), "span_end"
+            )
+        if purpose == "span_end":
+            return replace(body, transcript=replace(tx, end=value, stage="span"))
+        if purpose == "intron_end":
+            return self._coordinate(replace(state, pending=value), "intron_next")
+        if purpose == "intron_next":
+            introns = (*tx.introns, (state.pending, value))
+            return replace(body, transcript=replace(tx, introns=introns, exon_start=value))
+        if purpose == "cds_start":
+            return self._coordinate(replace(state, pending=value), "cds_end")
+        return replace(body, transcript=replace(tx, stage="cds"), cds=(state.pending, value))  # cds_end
+
+    # -------------------------------------------------------- legal bases
+
+    def _legal(self, state: State, purpose: str) -> np.ndarray:
+        n = self.length
+        legal = np.zeros(n, bool)
+        gene, tx = state.gene, state.transcript
+        if purpose == "gene_start":
+            legal[max(state.prev[0], 0) : n - 1] = True
+        elif purpose == "gene_end":
+            lowest = gene.start + 1
+            if gene.start == state.prev[0]:
+                lowest = max(lowest, state.prev[1])
+            legal[lowest:] = True
+        elif purpose == "span_start":
+            legal[gene.start : gene.end] = True
+        elif purpose == "span_end":
+            legal[tx.start + 1 : gene.end + 1] = True
+            if tx.start == gene.start:
+                legal[gene.end] = False  # that span is the gene's own: written without <span>
+        elif purpose == "intron_end":
+            legal = self._intron_legal(state, tx.exon_start)
+        elif purpose == "intron_next":
+            a = state.pending
+            for left, right_counts in self.tables.splice_pairs(gene.strand):
+                if left[a + 1]:
+                    b = np.arange(a + 1 + MIN_INTRON, tx.end + 1)
+                    legal[b] |= right_counts[b - 1] > right_counts[b - 2]
+        elif purpose == "cds_start":
+            legal[self._choices(state).starts((tx.start, tx.end))] = True
+        elif purpose == "cds_end":
+            legal[self._choices(state).ends((tx.start, tx.end), state.pending)] = True
+        return legal
+
+    def _intron_legal(self, state: State, exon_start: int) -> np.ndarray:
+        """Legal last bases `a` of an exon starting at `exon_start` that a canonical intron can follow."""
+        n, tx = self.length, state.transcript
+        legal = np.zeros(n, bool)
+        if state.gene.strand == "." or tx is None:
+            return legal
+        a = np.arange(exon_start, tx.end - MIN_INTRON)  # room for an intron and a 1-bp last exon
+        if len(a) == 0:
+            return legal
+        for left, right_counts in self.tables.splice_pairs(state.gene.strand):
+            # right site at j in [a + 1 + MIN_INTRON - 2, tx.end - 2]: counts over [a + 3, tx.end - 1)
+            lo, hi = a + MIN_INTRON - 1, tx.end - 1
+            legal[a] |= left[a + 1] & (right_counts[hi] > right_counts[np.minimum(lo, hi)])
+        return legal
+
+    def _span_possible(self, gene: _Gene) -> bool:
+        return gene.end - gene.start >= 2  # some (a, b), a < b, inside the gene but not the gene itself
+
+    def _choices(self, state: State) -> CodingSpans:
+        """Legal (cds start, cds end, phase) of the current transcript (cached per exon chain)."""
+        gene, tx = state.gene, state.transcript
+        exons = tx.exons()
+        plus = gene.strand == "+"
+        open5 = (
+            (gene.open_left and tx.start == 0) if plus else (gene.open_right and tx.end == self.length - 1)
+        )
+        open3 = (
+            (gene.open_right and tx.end == self.length - 1) if plus else (gene.open_left and tx.start == 0)
+        )
+        key = (exons, gene.strand, open5, open3, gene.pseudo)
+        if key not in self._choices_cache:
+            if gene.pseudo:
+                self._choices_cache[key] = ChainSpans(exons)
+            else:
+                self._choices_cache[key] = self.tables.coding_spans(exons, gene.strand, open5, open3)
+        return self._choices_cache[key]
+
+
+# ---------------------------------------------------------------- the logits processor
+
+
+class BiologyConstrainedLogitsProcessor(LogitsProcessor):
+    """Masks, for every generated sequence, the tokens its window's grammar and DNA do not allow.
+
+    One `Grammar` per batch item; rows of `input_ids` are grouped by item (beams and returned sequences
+    of item b are rows b * group .. (b + 1) * group - 1, as `generate` lays them out).
+    """
+
+    def __init__(self, grammars: Sequence[Grammar]):
+        self.grammars = list(grammars)
+        self._states: dict[tuple[int, tuple[int, ...]], State] = {}
+
+    @classmethod
+    def for_windows(
+        cls,
+        vocab: GrammarVocab,
+        sequences: Sequence[str],
+        token_offsets: Sequence | None = None,
+        code: GeneticCode | None = None,
+    ) -> BiologyConstrainedLogitsProcessor:
+        """Constraints for a batch of windows; `token_offsets` (per window) selects pointer coordinates."""
+        code = code or GeneticCode(11)
+        grammars = []
+        for i, dna in enumerate(sequences):
+            offsets = None if token_offsets is None else np.asarray(token_offsets[i]).reshape(-1, 2)
+            coordinates = CoordinateTokens(vocab, offsets, len(dna))
+            grammars.append(Grammar(vocab, WindowTables(dna, code, coordinates.addressable()), coordinates))
+        return cls(grammars)
+
+    def state(self, item: int, prefix: Sequence[int]) -> State:
+        """The grammar state after `prefix`, advanced from the parent prefix's state when it is known."""
+        grammar = self.grammars[item]
+        parent = self._states.get((item, tuple(prefix[:-1]))) if prefix else None
+        if parent is not None:
+            return grammar.step(parent, prefix[-1])
+        state = State()
+        for token in prefix:
+            state = grammar.step(state, token)
+        return state
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        group = input_ids.shape[0] // len(self.grammars)
+        banned = np.ones(tuple(scores.shape), bool)
+        states = {}
+        for row, prefix in enumerate(input_ids.tolist()):
+            item = row // group
+            key = (item, tuple(prefix))
+            if key not in states:
+                states[key] = self.state(item, prefix)
+            allowed = self.grammars[item].allowed(states[key])
+            if allowed is None:
+                banned[row] = False
+                continue
+            allowed = allowed[allowed < scores.shape[1]]
+            banned[row, allowed if len(allowed) else [self.grammars[item].vocab.eos]] = False
+        self._states = states
+        return scores.masked_fill(torch.from_numpy(banned).to(scores.device), -float("inf"))

@@ -1,0 +1,227 @@
+"""Tiling contigs into model windows and stitching the windows' genes back into one annotation.
+
+Tiling: a contig is split at long runs of N (nothing to annotate there), and each remaining stretch is
+covered by windows of at most `size` bp that overlap their neighbours by about `overlap` bp, so a gene
+shorter than the overlap is seen whole by at least one window.
+
+Stitching (`stitch`), on contig-level 1-based genes:
+1. a gene cut by a window edge that has sequence beyond it (another window sees that side) is a *piece*;
+   the piece of window w that is cut on the right is joined with the piece of window w + 1 that is cut
+   on the left when they agree (strand, type, transcript types), at the middle of the windows' overlap;
+2. pieces that are still cut are dropped: a whole copy from the neighbouring window (or nothing) wins;
+3. predictions of different windows that overlap on the same strand by at least half of the shorter one
+   are the same locus seen twice: the higher score wins (identical copies collapse to one).
+Open edges at a contig end (or an N gap) are real: they stay `open_left` / `open_right`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from tokenization.features import Gene, Transcript
+
+# Runs of N at least this long split a contig: no window is spent on them.
+MIN_N_GAP = 100
+
+
+@dataclass(frozen=True)
+class Window:
+    seqid: str
+    start: int  # 0-based offset of the window's first base in its contig
+    sequence: str
+    open_left: bool = False  # the contig continues on the left, in another window
+    open_right: bool = False
+
+    @property
+    def end(self) -> int:
+        """0-based offset one past the window's last base."""
+        return self.start + len(self.sequence)
+
+
+def stretches(sequence: str, min_gap: int = MIN_N_GAP) -> Iterator[tuple[int, int]]:
+    """Half-open spans of `sequence` between runs of at least `min_gap` N (case-insensitive)."""
+    position = 0
+    for gap in re.finditer(f"[Nn]{{{min_gap},}}", sequence):
+        if gap.start() > position:
+            yield position, gap.start()
+        position = gap.end()
+    if position < len(sequence):
+        yield position, len(sequence)
+
+
+def window_starts(length: int, size: int, overlap: int) -> list[int]:
+    """Evenly spread starts of the fewest windows of `size` covering `length` with >= `overlap` overlap."""
+    if not 0 <= overlap < size:
+        raise ValueError(f"overlap {overlap} must be in [0, window size {size})")
+    if length <= size:
+        return [0]
+    count = math.ceil((length - size) / (size - overlap)) + 1
+    return [round(i * (length - size) / (count - 1)) for i in range(count)]
+
+
+def tile(seqid: str, sequence: str, size: int, overlap: int, min_gap: int = MIN_N_GAP) -> list[Window]:
+    """Windows over one contig (upper-cased), skipping all-N stretches."""
+    windows = []
+    for lo, hi in stretches(sequence, min_gap):
+        starts = window_starts(hi - lo, size, overlap)
+        for i, offset in enumerate(starts):
+            begin = lo + offset
+            windows.append(
+                Window(
+                    seqid,
+                    begin,
+                    sequence[begin : min(begin + size, hi)].upper(),
+                    open_left=i > 0,
+                    open_right=i < len(starts) - 1,
+                )
+            )
+    return windows
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One gene predicted by one or more (joined) windows, at contig level (1-based)."""
+
+    gene: Gene
+    score: float
+    windows: tuple[int, ...]  # indices of the windows it came from
+    cut_left: bool = False  # cut by a window edge that another window sees beyond
+    cut_right: bool = False
+
+
+def place(window: Window, index: int, genes: Sequence[Gene], scores: Sequence[float]) -> list[Prediction]:
+    """Window-level (0-based) genes -> contig-level (1-based) predictions with their cut edges."""
+    last = len(window.sequence) - 1
+    out = []
+    for gene, score in zip(genes, scores, strict=True):
+        cut_left = window.open_left and gene.start == 0 and gene.open_left
+        cut_right = window.open_right and gene.end == last and gene.open_right
+        placed = replace(gene.shift(window.start + 1), open_left=gene.open_left and not cut_left)
+        placed = replace(placed, open_right=gene.open_right and not cut_right)
+        out.append(Prediction(placed, float(score), (index,), cut_left, cut_right))
+    return out
+
+
+@dataclass
+class StitchStats:
+    predicted: int = 0
+    joined: int = 0  # pairs of pieces joined across a window edge
+    dropped_pieces: int = 0  # cut pieces with no partner (their locus is left to the whole copies)
+    duplicates: int = 0  # lower-scoring copies of a locus predicted by another window
+
+
+def stitch(
+    predictions: Sequence[Prediction], windows: Sequence[Window], stats: StitchStats | None = None
+) -> list[Prediction]:
+    """One prediction per locus from the overlapping windows' predictions of one contig (see module doc)."""
+    stats = stats if stats is not None else StitchStats()
+    stats.predicted += len(predictions)
+    whole = [p for p in predictions if not (p.cut_left or p.cut_right)]
+    whole += _join_pieces([p for p in predictions if p.cut_left or p.cut_right], windows, stats)
+    return _resolve_duplicates(whole, stats)
+
+
+def _join_pieces(pieces: list[Prediction], windows: Sequence[Window], stats: StitchStats) -> list[Prediction]:
+    """Join right-cut pieces with left-cut pieces of the next window, left to right; return whole genes."""
+    done: list[Prediction] = []
+    waiting: list[Prediction] = []  # right-cut pieces (possibly already joined) of the previous window
+    for index in sorted({p.windows[-1] for p in pieces}):
+        here = [p for p in pieces if p.windows[-1] == index]
+        extended = []
+        for piece in here:
+            if piece.cut_left:
+                cut = (windows[index].start + windows[index - 1].end) // 2  # middle of the overlap
+                joins = [(w, _join(w, piece, cut)) for w in waiting if w.windows[-1] == index - 1]
+                joins = [(w, joined) for w, joined in joins if joined is not None]
+                if joins:
+                    partner, piece = max(joins, key=lambda j: j[0].score)
+                    waiting.remove(partner)
+                    stats.joined += 1
+            if piece.cut_left:  # no partner: a neighbour's whole copy (if any) covers this locus
+                stats.dropped_pieces += 1
+            elif piece.cut_right:
+                extended.append(piece)
+            else:
+                done.append(piece)
+        stats.dropped_pieces += len(waiting)
+        waiting = extended
+    stats.dropped_pieces += len(waiting)
+    return done
+
+
+def _join(left: Prediction, right: Prediction, cut: int) -> Prediction | None:
+    """The two pieces of one gene as one, left bases <= `cut` from `left`, the rest from `right`;
+    None when they disagree (strand, type, transcript types) or do not overlap across the cut."""
+    a, b = left.gene, right.gene
+    if a.strand != b.strand or a.type != b.type or not a.start <= cut < b.end or b.start > a.end:
+        return None
+    a, b = a.clip(a.start, cut), b.clip(cut + 1, b.end)
+    if [t.type for t in a.transcripts] != [t.type for t in b.transcripts]:
+        return None
+    transcripts = tuple(
+        _join_transcripts(x, y, left.gene.strand) for x, y in zip(a.transcripts, b.transcripts, strict=True)
+    )
+    gene = replace(
+        left.gene,
+        end=right.gene.end,
+        transcripts=tuple(sorted(transcripts)),
+        open_left=left.gene.open_left,
+        open_right=right.gene.open_right,
+    )
+    return Prediction(
+        gene,
+        (left.score + right.score) / 2,
+        left.windows + right.windows,
+        cut_left=left.cut_left,
+        cut_right=right.cut_right,
+    )
+
+
+def _join_transcripts(left: Transcript, right: Transcript, strand: str) -> Transcript:
+    """Left and right parts of one transcript as one exon chain (an exon across the cut is rejoined)."""
+    exons = [*left.exons, *right.exons]
+    if left.end + 1 == right.start:
+        exons[len(left.exons) - 1 : len(left.exons) + 1] = [(left.exons[-1][0], right.exons[0][1])]
+    coding = [t for t in (left, right) if t.cds is not None]
+    cds = (coding[0].cds[0], coding[-1].cds[1]) if coding else None
+    five_prime = (coding[-1] if strand == "-" else coding[0]) if coding else None  # its phase is the chain's
+    return Transcript(left.type, tuple(exons), cds, five_prime.phase if five_prime else 0)
+
+
+def _resolve_duplicates(predictions: list[Prediction], stats: StitchStats) -> list[Prediction]:
+    """Greedy by score within clusters of overlapping same-strand predictions of different windows."""
+    kept: list[Prediction] = []
+    for cluster in _clusters(predictions):
+        accepted: list[Prediction] = []
+        for p in sorted(cluster, key=lambda p: -p.score):
+            if any(_same_locus(p, q) for q in accepted):
+                stats.duplicates += 1
+            else:
+                accepted.append(p)
+        kept += accepted
+    return sorted(kept, key=lambda p: p.gene)
+
+
+def _clusters(predictions: list[Prediction]) -> Iterator[list[Prediction]]:
+    for strand in sorted({p.gene.strand for p in predictions}):
+        cluster: list[Prediction] = []
+        reach = -1
+        for p in sorted((p for p in predictions if p.gene.strand == strand), key=lambda p: p.gene.start):
+            if cluster and p.gene.start > reach:
+                yield cluster
+                cluster = []
+            cluster.append(p)
+            reach = max(reach, p.gene.end) if len(cluster) > 1 else p.gene.end
+        if cluster:
+            yield cluster
+
+
+def _same_locus(a: Prediction, b: Prediction) -> bool:
+    if a.windows == b.windows:
+        return False  # one window predicts what it predicts: overlapping genes of one window both stay
+    shared = min(a.gene.end, b.gene.end) - max(a.gene.start, b.gene.start) + 1
+    shorter = min(a.gene.end - a.gene.start, b.gene.end - b.gene.start) + 1
+    return shared * 2 >= shorter

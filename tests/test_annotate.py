@@ -1,0 +1,210 @@
+"""annotate.py: tiling, stitching, coordinates, GFF3 validity and every bad-input case."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+import annotate
+from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
+from genome_io.gff import read_gff
+from tests.fixtures.genomes import random_dna, write_text
+from tests.test_constraints import check_biology
+from tokenization.features import DIRECT, Gene, Transcript
+
+# ---------------------------------------------------------------- tiling
+
+
+@pytest.mark.parametrize("length", [1, 999, 1000, 1001, 4321, 10_000])
+def test_windows_cover_every_base_with_the_overlap(length):
+    size, overlap = 1000, 200
+    starts = window_starts(length, size, overlap)
+    assert starts[0] == 0 and min(length, starts[-1] + size) == length
+    for a, b in zip(starts, starts[1:], strict=False):
+        assert a + size - b >= overlap  # neighbours share at least `overlap` bases
+    assert len(starts) == 1 or len(window_starts(length, size, overlap)) <= -(
+        -(length - overlap) // (size - overlap)
+    )
+
+
+def test_tiling_skips_long_n_runs_and_marks_only_inner_edges_open():
+    contig = random_dna(1500, seed=1) + "N" * 500 + random_dna(300, seed=2).lower()
+    windows = tile("c", contig, size=1000, overlap=200)
+    assert all("N" * 100 not in w.sequence for w in windows)
+    assert (
+        windows[-1].sequence == contig[-300:].upper() and windows[-1].start == 2000
+    )  # short stretch: one window
+    assert [(w.open_left, w.open_right) for w in windows] == [(False, True), (True, False), (False, False)]
+
+
+# ---------------------------------------------------------------- stitching
+
+
+def predictions_of(gene: Gene, windows: list[Window], score: float = -1.0):
+    """What perfect windows would predict for `gene` (1-based): its clip to each window, window-level."""
+    out = []
+    for index, window in enumerate(windows):
+        part = gene.clip(window.start + 1, window.end)
+        if part is not None:
+            out += place(window, index, [part.shift(-(window.start + 1))], [score])
+    return out
+
+
+def spliced_gene(strand: str) -> Gene:
+    mrna = Transcript("mRNA", ((101, 700), (801, 1500), (1601, 2300)), cds=(301, 2100), phase=0)
+    return Gene(101, 2300, strand, "gene", (mrna,))
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_a_gene_cut_by_window_edges_is_joined_back_exactly(strand):
+    windows = tile("c", random_dna(3000, seed=4), size=1000, overlap=300)
+    gene = spliced_gene(strand)
+    stats = StitchStats()
+    kept = stitch(predictions_of(gene, windows), windows, stats)
+    assert [p.gene for p in kept] == [gene]
+    assert stats.joined >= 2
+
+
+def test_duplicates_collapse_and_conflicts_go_to_the_higher_score():
+    windows = tile("c", random_dna(2000, seed=5), size=1200, overlap=400)  # 1..1200 and 801..2000
+    gene = Gene(901, 1100, "+", "gene", (Transcript(DIRECT, ((901, 1100),), (901, 1100)),))
+    rival = Gene(904, 1100, "+", "gene", (Transcript(DIRECT, ((904, 1100),), (904, 1100)),))
+
+    def seen_by(index, g, score):
+        return place(windows[index], index, [g.shift(-(windows[index].start + 1))], [score])
+
+    kept = stitch([*seen_by(0, gene, -0.5), *seen_by(1, gene, -0.2)], windows)
+    assert [(p.gene, p.score) for p in kept] == [(gene, -0.2)]
+    kept = stitch([*seen_by(0, gene, -0.5), *seen_by(1, rival, -0.1)], windows)
+    assert [p.gene for p in kept] == [rival]
+    # Two overlapping genes of ONE window both stay (operons overlap).
+    both = place(windows[0], 0, [gene.shift(-1), rival.shift(-1)], [-1.0, -2.0])
+    assert len(stitch(both, windows)) == 2
+
+
+def test_a_cut_piece_loses_to_the_whole_copy_and_contig_ends_stay_open():
+    windows = tile("c", random_dna(2000, seed=6), size=1200, overlap=400)
+    gene = Gene(1101, 1400, "-", "gene", (Transcript(DIRECT, ((1101, 1400),), (1101, 1400)),))
+    kept = stitch(predictions_of(gene, windows), windows)
+    assert [p.gene for p in kept] == [gene]
+    at_end = Gene(
+        1901, 2000, "+", "gene", (Transcript(DIRECT, ((1901, 2000),), (1901, 2000)),), open_right=True
+    )
+    kept = stitch(predictions_of(at_end, windows), windows)
+    assert [p.gene for p in kept] == [at_end] and kept[0].gene.open_right
+
+
+# ---------------------------------------------------------------- the tiny model end to end
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, gff_tokenizer):
+    """A tiny random GFF-MoE checkpoint (pointer coordinates) with the GFF tokenizer, saved by init_model."""
+    import init_model
+
+    root = tmp_path_factory.mktemp("tiny_gffmoe")
+    gff_tokenizer.save_pretrained(root / "tokenizer")
+    size = ["--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2"]
+    size += ["--intermediate_size", "64", "--decoder_layers", "1", "--num_experts", "2"]
+    init_model.main(
+        ["--save_dir", str(root / "model"), "--tokenizer", str(root / "tokenizer"), "--use_moe", *size]
+    )
+    return root / "model"
+
+
+@pytest.fixture
+def small_fasta(tmp_path):
+    contigs = {
+        "ctg1": random_dna(1400, seed=7) + "N" * 200 + random_dna(300, seed=8),
+        "ctg2": random_dna(250, seed=9),
+    }
+    return write_text(tmp_path / "g.fa", "".join(f">{k}\n{v}\n" for k, v in contigs.items())), contigs
+
+
+def test_annotate_cli_writes_valid_gff3_with_possible_genes(tiny_model_dir, small_fasta, tmp_path, capsys):
+    fasta, contigs = small_fasta
+    out = tmp_path / "pred.gff3"
+    argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(out), "--quiet"]
+    assert annotate.main([*argv, "--window_size", "600", "--overlap", "150", "--max_new_tokens", "24"]) == 0
+    assert "genes (+" in capsys.readouterr().out
+    text = out.read_text()
+    assert text.startswith("##gff-version 3") and "##sequence-region ctg2 1 250" in text
+    if shutil.which("gt"):
+        check = subprocess.run(["gt", "gff3validator", str(out)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and not check.stderr.strip(), check.stderr
+    if "\tgene\t" in text:  # a random model may predict nothing
+        genes = read_gff(out, {k: len(v) for k, v in contigs.items()}).genes_by_seqid
+        for seqid, seq_genes in genes.items():
+            for gene in seq_genes:
+                check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
+
+
+@pytest.mark.parametrize(("num_beams", "budget"), [(1, 40), (2, 16)])
+def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
+    tiny_model_dir, small_fasta, num_beams, budget
+):
+    model, tokenizer = annotate.load_model(str(tiny_model_dir))
+    vocab = tokenizer.get_vocab()
+    with torch.no_grad():  # steer the random model towards coding genes, so the constraints have work
+        for token, bias in {
+            "<gene>": 8,
+            "<+>": 8,
+            "<->": 8,
+            "<direct>": 8,
+            "<cds_all>": 12,
+            "<cds>": 12,
+        }.items():
+            model.lm_head.bias[vocab[token]] += bias
+        model.lm_head.bias[vocab["<eos>"]] -= 8.0
+    fasta, contigs = small_fasta
+    genes, lengths, stats = annotate.annotate_genome(
+        model,
+        tokenizer,
+        fasta,
+        window_size=600,
+        overlap=150,
+        max_new_tokens=budget,
+        progress=False,
+        num_beams=num_beams,
+    )
+    assert lengths == {k: len(v) for k, v in contigs.items()}
+    expected = [w for seqid, dna in contigs.items() for w in annotate.tile(seqid, dna, 600, 150)]
+    assert stats.windows == len(expected) and stats.bases == sum(len(w.sequence) for w in expected)
+    for seqid, seq_genes in genes.items():
+        assert len(stats.scores[seqid]) == len(seq_genes)
+        assert all(s <= 0 for s in stats.scores[seqid])
+        assert all(1 <= g.start <= g.end <= lengths[seqid] for g in seq_genes)
+        for gene in seq_genes:  # constrained decoding + stitching: every gene is biologically possible
+            check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
+    assert any(t.cds for gs in genes.values() for g in gs for t in g.transcripts)
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2, no output
+
+
+def run_bad(capsys, tmp_path, fasta, model="unused", out=None, extra=()):
+    out = out or tmp_path / "out.gff3"
+    code = annotate.main(["--model", str(model), "--fasta", str(fasta), "--out", str(out), "--quiet", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    assert not out.exists()
+    return err[0]
+
+
+def test_bad_inputs_fail_cleanly(tmp_path, capsys, small_fasta):
+    empty = write_text(tmp_path / "empty.fa", "")
+    assert "empty.fa" in run_bad(capsys, tmp_path, empty)
+    bad = write_text(tmp_path / "bad.fa", ">c\nACGT\nACXT\n")
+    assert "bad.fa:3" in run_bad(capsys, tmp_path, bad)
+    fasta, _ = small_fasta
+    not_a_model = tmp_path / "model"
+    not_a_model.mkdir()
+    assert "config.json" in run_bad(capsys, tmp_path, fasta, model=not_a_model)
+    (not_a_model / "config.json").write_text('{"model_type": "bert"}')
+    assert "not a GFF-MoE model" in run_bad(capsys, tmp_path, fasta, model=not_a_model)
+    hints = write_text(tmp_path / "hints.gff3", "##gff-version 3\nchrZ\tx\tgene\t1\t9\t.\t+\t.\tID=a\n")
+    assert "hints.gff3:2" in run_bad(capsys, tmp_path, fasta, extra=["--hints", str(hints)])
+    assert "cannot write" in run_bad(capsys, tmp_path, fasta, out=tmp_path / "no" / "such" / "out.gff3")
