@@ -1,0 +1,98 @@
+"""Training tokens/s of GffMoe vs transformers' SwitchTransformers and T5 at matched width, depth and active
+parameters (same experts and top-1 for Switch, which only routes top-1; T5's d_ff = active expert width).
+
+    python bench/train_step.py [--hidden 128 --layers 2 --experts 8 --batch 8 --source 256 --target 64]
+
+Target: GffMoe >= 1.2x SwitchTransformers tokens/s.
+"""
+
+import argparse
+
+import torch
+from _common import best_time, gffmoe
+from transformers import (
+    SwitchTransformersConfig,
+    SwitchTransformersForConditionalGeneration,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for name, default in (
+        ("hidden", 128),
+        ("layers", 2),
+        ("heads", 4),
+        ("experts", 8),
+        ("batch", 8),
+        ("source", 256),
+        ("target", 64),
+        ("threads", 2),
+    ):
+        parser.add_argument(f"--{name}", type=int, default=default)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    vocab, inner = 4096, 2 * args.hidden
+    source = torch.randint(5, vocab, (args.batch, args.source))
+    labels = torch.randint(5, vocab, (args.batch, args.target))
+    offsets = torch.stack([torch.arange(args.source) * 4, torch.arange(args.source) * 4 + 4], -1).expand(
+        args.batch, -1, -1
+    )
+    common = dict(
+        vocab_size=vocab,
+        d_model=args.hidden,
+        d_kv=args.hidden // args.heads,
+        num_heads=args.heads,
+        num_layers=args.layers,
+        num_decoder_layers=args.layers,
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+    )
+    models = {
+        "GffMoe (top-1)": (
+            gffmoe(args.hidden, args.layers, args.heads, inner, args.experts, 1),
+            {"token_offsets": offsets},
+        ),
+        "SwitchTransformers": (
+            SwitchTransformersForConditionalGeneration(
+                SwitchTransformersConfig(
+                    **common,
+                    d_ff=inner,
+                    num_experts=args.experts,
+                    expert_capacity=args.batch * args.source,
+                    encoder_sparse_step=0,
+                    decoder_sparse_step=1,
+                )
+            ),
+            {},
+        ),
+        "T5 (dense)": (T5ForConditionalGeneration(T5Config(**common, d_ff=inner)), {}),
+    }
+    tokens = args.batch * (args.source + args.target)
+    speeds = {}
+    for name, (model, extra) in models.items():
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step(model=model, extra=extra, optimizer=optimizer):
+            optimizer.zero_grad()
+            model(input_ids=source, labels=labels, **extra).loss.backward()
+            optimizer.step()
+
+        speeds[name] = tokens / best_time(step, repeats=3, warmup=1)
+        print(
+            f"{name:<20} {speeds[name]:>9.0f} tokens/s  ({sum(p.numel() for p in model.parameters()):,} params)"
+        )
+    ours = speeds["GffMoe (top-1)"]
+    print(
+        f"GffMoe / SwitchTransformers: {ours / speeds['SwitchTransformers']:.2f}x (target >= 1.2x); GffMoe / T5: {ours / speeds['T5 (dense)']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

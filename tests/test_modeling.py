@@ -1,0 +1,369 @@
+"""GffMoe model: DNABERT-2 encoder, MoE router, pointer logits, generation, checkpointing, PEFT."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from configuration_gffmoe import GffMoeConfig
+from modeling_gffmoe import GffMoeForConditionalGeneration, GffMoeSparseMoeBlock, alibi_slopes, router_losses
+
+torch.set_num_threads(1)
+VOCAB = 40
+
+
+def tiny_config(**overrides) -> GffMoeConfig:
+    fields = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        decoder_layers=2,
+        num_experts=4,
+        moe_top_k=2,
+        hidden_dropout_prob=0.0,
+        initializer_range=0.3,  # large random weights make greedy outputs vary from step to step
+    )
+    return GffMoeConfig(**(fields | overrides))
+
+
+def tiny_model(seed: int = 0, **overrides) -> GffMoeForConditionalGeneration:
+    torch.manual_seed(seed)
+    model = GffMoeForConditionalGeneration(tiny_config(**overrides)).eval()
+    with torch.no_grad():  # LayerNorms away from (1, 0) so the reference check sees them
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0, 0.1)
+    return model
+
+
+def source_batch(batch: int = 2, length: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
+    """[CLS] dna... [SEP] [PAD]...: tokens of 1-6 bp, the second sequence padded by 3."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, VOCAB, (batch, length), generator=generator)
+    attention_mask = torch.ones(batch, length, dtype=torch.long)
+    token_offsets = torch.zeros(batch, length, 2, dtype=torch.long)
+    for b in range(batch):
+        real = length - 3 * b
+        attention_mask[b, real:] = 0
+        input_ids[b, 0], input_ids[b, real - 1], input_ids[b, real:] = 1, 2, 3
+        ends = torch.randint(1, 7, (real - 2,), generator=generator).cumsum(0)
+        token_offsets[b, 1 : real - 1, 0] = ends - (
+            ends - torch.cat([torch.zeros(1, dtype=torch.long), ends[:-1]])
+        )
+        token_offsets[b, 1 : real - 1, 1] = ends
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_offsets": token_offsets}
+
+
+# ---------------------------------------------------------------- encoder = DNABERT-2
+
+
+def reference_dnabert_encoder(model, input_ids, attention_mask):
+    """DNABERT-2 written out from its description: word + token-type embeddings, LayerNorm; per layer
+    post-LN attention with q.k/sqrt(d) - slope_h*|i-j| (keys masked by padding), then post-LN GEGLU with exact
+    GELU on the first half. Weights read from the state dict, nothing else from the model."""
+    sd = {k: v.double() for k, v in model.state_dict().items()}
+    config = model.config
+    heads, hidden = config.num_attention_heads, config.hidden_size
+    head_dim = hidden // heads
+    slopes = torch.tensor([2.0 ** (-8 * (i + 1) / heads) for i in range(heads)], dtype=torch.double)
+
+    def layer_norm(x, prefix):
+        return F.layer_norm(x, (hidden,), sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], config.layer_norm_eps)
+
+    def linear(x, prefix, bias=True):
+        return x @ sd[f"{prefix}.weight"].T + (sd[f"{prefix}.bias"] if bias else 0)
+
+    x = sd["shared.weight"][input_ids] + sd["encoder.token_type_embeddings.weight"][0]
+    x = layer_norm(x, "encoder.embedding_norm")
+    positions = torch.arange(input_ids.shape[1])
+    distance = (positions[None, :] - positions[:, None]).abs().double()
+    mask = torch.where(attention_mask.bool(), 0.0, -1e30).double()[:, None, None, :]
+    for i in range(config.num_hidden_layers):
+        p = f"encoder.layers.{i}"
+
+        def split(t):
+            return t.view(t.shape[0], t.shape[1], heads, head_dim).transpose(1, 2)
+
+        q, k, v = (split(linear(x, f"{p}.self_attn.{n}_proj")) for n in "qkv")
+        scores = q @ k.transpose(-1, -2) / math.sqrt(head_dim) - slopes[:, None, None] * distance + mask
+        attended = (scores.softmax(-1) @ v).transpose(1, 2).reshape(x.shape)
+        x = layer_norm(x + linear(attended, f"{p}.self_attn.o_proj"), f"{p}.self_attn_norm")
+        gated = linear(x, f"{p}.mlp.gate_up_proj", bias=False)
+        inner = gated.shape[-1] // 2
+        geglu = F.gelu(gated[..., :inner]) * gated[..., inner:]
+        x = layer_norm(x + linear(geglu, f"{p}.mlp.down_proj"), f"{p}.mlp_norm")
+    return x
+
+
+def test_encoder_matches_reference_dnabert():
+    model = tiny_model()
+    batch = source_batch()
+    expected = reference_dnabert_encoder(model, batch["input_ids"], batch["attention_mask"])
+    got = model.encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+    valid = batch["attention_mask"].bool()
+    torch.testing.assert_close(got[valid].double(), expected[valid], atol=1e-5, rtol=1e-5)
+
+
+def test_alibi_slopes_non_power_of_two_rule():
+    expected = [2.0**-i for i in range(1, 9)] + [2**-0.5, 2**-1.5, 2**-2.5, 2**-3.5]
+    torch.testing.assert_close(alibi_slopes(12), torch.tensor(expected))
+
+
+def test_query_chunked_attention_equals_unchunked():
+    model = tiny_model()
+    chunked = copy.deepcopy(model)
+    chunked.config.attention_chunk_size = 5  # the configs are shared by the submodules
+    batch = source_batch(length=17)
+    labels = torch.randint(5, VOCAB, (2, 9))
+    full = model(**batch, labels=labels)
+    part = chunked(**batch, labels=labels)
+    torch.testing.assert_close(part.logits, full.logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        part.encoder_last_hidden_state, full.encoder_last_hidden_state, atol=1e-5, rtol=1e-4
+    )
+
+
+# ---------------------------------------------------------------- router and experts
+
+
+def moe_block(num_experts=6, top_k=2, implementation="grouped_mm"):
+    torch.manual_seed(0)
+    config = tiny_config(num_experts=num_experts, moe_top_k=top_k)
+    config._experts_implementation = implementation
+    block = GffMoeSparseMoeBlock(config)
+    with torch.no_grad():
+        for param in block.parameters():
+            param.normal_(0, 0.3)
+    return block
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_router_sends_each_token_to_exactly_top_k_experts(top_k):
+    block = moe_block(top_k=top_k)
+    tokens = torch.randn(50, 32)
+    output, router_logits, top_k_index = block(tokens)
+    assert top_k_index.shape == (50, top_k)
+    assert all(len(set(row.tolist())) == top_k for row in top_k_index)
+    expected_experts = router_logits.softmax(-1).topk(top_k, dim=-1).indices
+    assert torch.equal(top_k_index.sort(-1).values, expected_experts.sort(-1).values)
+    # the output is exactly the renormalised mixture of the chosen experts: no token dropped
+    experts = block.experts
+    probs = router_logits.softmax(-1)
+    expected = torch.zeros_like(tokens)
+    for t in range(tokens.shape[0]):
+        chosen = top_k_index[t]
+        weights = probs[t, chosen] / probs[t, chosen].sum()
+        for e, w in zip(chosen.tolist(), weights, strict=True):
+            gate, up = (experts.gate_up_proj[e] @ tokens[t] + experts.gate_up_proj_bias[e]).chunk(2)
+            expected[t] += w * (experts.down_proj[e] @ (F.gelu(gate) * up) + experts.down_proj_bias[e])
+    torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_grouped_dispatch_equals_eager_loop():
+    tokens = torch.randn(64, 32)
+    grouped = moe_block(implementation="grouped_mm")
+    eager = moe_block(implementation="eager")
+    torch.testing.assert_close(grouped(tokens)[0], eager(tokens)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_aux_loss_is_minimal_at_equal_load():
+    experts, tokens = 4, 400
+    uniform_logits = torch.zeros(tokens, experts)
+    balanced = torch.stack([torch.arange(tokens) % experts, (torch.arange(tokens) + 1) % experts], -1)
+    equal = router_losses(uniform_logits, balanced, experts)
+    assert equal["aux_loss"].item() == pytest.approx(1.0)
+    torch.testing.assert_close(equal["expert_load"], torch.full((experts,), 0.25))
+    assert equal["router_entropy"].item() == pytest.approx(math.log(experts))
+    skewed_logits = torch.zeros(tokens, experts)
+    skewed_logits[:, :2] = 5.0
+    skewed = router_losses(skewed_logits, torch.tensor([[0, 1]]).expand(tokens, 2), experts)
+    assert skewed["aux_loss"] > equal["aux_loss"] + 0.5
+    assert skewed["z_loss"] > equal["z_loss"]
+    # masked (padding) tokens do not count
+    masked = router_losses(
+        skewed_logits, torch.tensor([[0, 1]]).expand(tokens, 2), experts, torch.zeros(tokens)
+    )
+    assert torch.isnan(masked["aux_loss"]) or masked["expert_load"].sum() == 0
+
+
+def test_gradients_reach_every_selected_expert():
+    block = moe_block(num_experts=8, top_k=2)
+    tokens = torch.randn(6, 32)  # few tokens, so some experts stay unselected
+    output, _, top_k_index = block(tokens)
+    output.square().sum().backward()
+    selected = set(top_k_index.flatten().tolist())
+    for e in range(8):
+        has_grad = block.experts.gate_up_proj.grad[e].abs().sum() > 0
+        assert has_grad == (e in selected), e
+        assert (block.experts.down_proj.grad[e].abs().sum() > 0) == (e in selected)
+    assert block.router.weight.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- pointer logits and loss
+
+
+def test_pointer_logits_shape_and_masking():
+    model = tiny_model()
+    batch = source_batch()
+    decoder_input_ids = torch.randint(5, VOCAB, (2, 7))
+    logits = model(**batch, decoder_input_ids=decoder_input_ids).logits
+    assert logits.shape == (2, 7, VOCAB + 12)
+    pointer = logits[..., VOCAB:]
+    offsets = batch["token_offsets"]
+    pointable = batch["attention_mask"].bool() & (offsets[..., 1] > offsets[..., 0])
+    assert torch.isneginf(pointer[~pointable[:, None, :].expand_as(pointer)]).all()  # padding and specials
+    assert torch.isfinite(pointer[pointable[:, None, :].expand_as(pointer)]).all()
+    assert torch.isfinite(logits[..., :VOCAB]).all()
+
+
+def test_pointer_input_is_the_pointed_memory_vector():
+    """Decoder input id V+i embeds as the projected memory vector i; vocabulary ids as their embedding row."""
+    model = tiny_model()
+    batch = source_batch()
+    ids = torch.tensor([[1, 7, VOCAB + 4, 9], [1, 7, VOCAB + 5, 9]])
+    memory = model.encoder_memory(
+        model.encoder(batch["input_ids"], batch["attention_mask"])[0], batch["token_offsets"]
+    )
+    embedded = model.embed_decoder_inputs(ids, memory)
+    torch.testing.assert_close(embedded[0, 2], model.pointer_embedding(memory[0, 4]))
+    torch.testing.assert_close(embedded[1, 2], model.pointer_embedding(memory[1, 5]))
+    torch.testing.assert_close(embedded[:, [0, 1, 3]], model.shared(ids[:, [0, 1, 3]]))
+    # the memory carries the base-pair offsets: moving token 4 changes what pointer V+4 embeds as
+    moved = batch["token_offsets"].clone()
+    moved[:, 4] += 1000
+    moved_memory = model.encoder_memory(model.encoder(batch["input_ids"], batch["attention_mask"])[0], moved)
+    assert not torch.allclose(model.embed_decoder_inputs(ids, moved_memory)[0, 2], embedded[0, 2])
+    torch.testing.assert_close(moved_memory[:, 5], memory[:, 5])
+
+
+def test_loss_combines_cross_entropy_and_router_losses():
+    model = tiny_model(router_aux_loss_coef=0.5, router_z_loss_coef=0.1)
+    batch = source_batch()
+    labels = torch.tensor([[9, VOCAB + 3, 11, -100], [VOCAB + 1, 12, 2, 2]])
+    out = model(**batch, labels=labels)
+    ce = F.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    torch.testing.assert_close(out.loss, ce + 0.5 * out.aux_loss + 0.1 * out.z_loss)
+    assert out.expert_load.shape == (2, 4) and out.router_entropy.shape == (2,)
+    torch.testing.assert_close(out.expert_load.sum(-1), torch.ones(2))
+    with pytest.raises(ValueError, match="outside"):
+        model(**batch, labels=torch.tensor([[VOCAB + 12, 2], [2, 2]]))  # only 12 source positions
+
+
+def test_number_scheme_has_no_pointer_slots():
+    model = tiny_model(coordinate_scheme="number")
+    out = model(**source_batch(), labels=torch.randint(5, VOCAB, (2, 5)))
+    assert out.logits.shape == (2, 5, VOCAB)
+    with pytest.raises(ValueError, match="outside"):
+        model(**source_batch(), labels=torch.tensor([[VOCAB, 2], [2, 2]]))
+
+
+def test_token_offsets_are_required():
+    batch = source_batch()
+    del batch["token_offsets"]
+    with pytest.raises(ValueError, match="token_offsets"):
+        tiny_model()(**batch, decoder_input_ids=torch.ones(2, 1, dtype=torch.long))
+
+
+# ---------------------------------------------------------------- generation
+
+
+TARGET = [
+    [9, VOCAB + 3, 5, 11, VOCAB + 6, 6, 30, 9, VOCAB + 2, 2],
+    [14, VOCAB + 1, 7, 22, VOCAB + 7, 3, 8, 2, 2, 2],
+]
+
+
+@pytest.fixture(scope="module")
+def trained_model():
+    """A tiny model that memorised mixed vocabulary/pointer targets, so greedy and beam outputs vary per step
+    (an untrained model repeats one token, which would make cached == uncached a weak check)."""
+    model = tiny_model(seed=3, initializer_range=0.05).train()
+    batch, labels = source_batch(), torch.tensor(TARGET)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        optimizer.zero_grad()
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_cached_generation_equals_uncached(trained_model, beams):
+    batch = source_batch()
+    kwargs = dict(**batch, max_new_tokens=12, num_beams=beams, do_sample=False, eos_token_id=None)
+    cached = trained_model.generate(**kwargs, use_cache=True)
+    uncached = trained_model.generate(**kwargs, use_cache=False)
+    assert torch.equal(cached, uncached)
+    assert cached.shape == (2, 13)
+    assert len(set(cached[0, 1:].tolist())) > 4  # not a constant sequence
+    assert (cached >= VOCAB).sum() >= 4  # pointers were generated and fed back
+    assert cached[0, 1:9].tolist() == TARGET[0][:8]  # it decodes what it learned
+
+
+def test_sampling_generates_within_pointable_slots():
+    model = tiny_model(seed=1)
+    batch = source_batch()
+    out = model.generate(**batch, max_new_tokens=30, do_sample=True, top_k=0, eos_token_id=None)
+    pointers = out[out >= VOCAB] - VOCAB
+    assert pointers.numel() > 0
+    second = out[1][out[1] >= VOCAB] - VOCAB
+    assert ((second >= 1) & (second < 8)).all()  # sequence 1 has DNA tokens 1..7 only (0 = [CLS], 8 = [SEP])
+
+
+# ---------------------------------------------------------------- training features
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    batch = source_batch()
+    labels = torch.tensor([[9, VOCAB + 3, 11, 2], [VOCAB + 1, 12, 2, 2]])
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model().train()
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model(**batch, labels=labels).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
+
+
+def test_bfloat16_forward_runs():
+    model = tiny_model().to(torch.bfloat16)
+    out = model(**source_batch(), labels=torch.tensor([[9, VOCAB + 3, 2], [12, 2, 2]]))
+    assert out.logits.dtype == torch.bfloat16
+    assert torch.isfinite(out.loss)
+
+
+def test_peft_lora_on_attention_and_experts_trains_saves_and_reloads(tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    model = tiny_model()
+    lora = LoraConfig(
+        r=4,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        target_parameters=["moe.experts.gate_up_proj", "moe.experts.down_proj"],
+    )
+    peft_model = get_peft_model(model, lora)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert any("experts" in n for n in trainable) and any("q_proj.lora" in n for n in trainable)
+    batch = source_batch()
+    labels = torch.tensor([[9, VOCAB + 3, 11, 2], [VOCAB + 1, 12, 2, 2]])
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    peft_model.train()
+    before = peft_model(**batch, labels=labels).loss
+    before.backward()
+    optimizer.step()
+    peft_model.eval()
+    expected = peft_model(**batch, labels=labels).logits
+    peft_model.save_pretrained(tmp_path)
+    reloaded = PeftModel.from_pretrained(tiny_model(), tmp_path).eval()
+    torch.testing.assert_close(reloaded(**batch, labels=labels).logits, expected)
+    assert not torch.allclose(tiny_model()(**batch, labels=labels).logits, expected)
