@@ -27,6 +27,7 @@ import torch
 from transformers import AutoTokenizer, GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
+from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
 
 DNABERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -339,6 +340,7 @@ def init_model(args) -> GffMoeForConditionalGeneration:
     model.save_pretrained(save_dir)
     if tokenizer is not None:
         tokenizer.save_pretrained(save_dir)
+    save_hub_code(save_dir)  # the gff-annotation pipeline travels with the model
     print(f"saved to {save_dir}")
     return model
 

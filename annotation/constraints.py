@@ -30,22 +30,40 @@ import torch
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from transformers import LogitsProcessor
 
-from tokenization.codec import (
-    ANNOTATION_TASK,
-    BOS,
-    CDS,
-    CDS_ALL,
-    EOS,
-    INTRONS,
-    OPEN_LEFT,
-    OPEN_RIGHT,
-    PHASE_TOKENS,
-    SPAN,
-    STRAND_TOKENS,
-    is_gene_type,
-    is_type_name,
-)
-from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
+try:  # flat in a saved model directory (hub_code.py)
+    from .codec import (
+        ANNOTATION_TASK,
+        BOS,
+        CDS,
+        CDS_ALL,
+        EOS,
+        INTRONS,
+        OPEN_LEFT,
+        OPEN_RIGHT,
+        PHASE_TOKENS,
+        SPAN,
+        STRAND_TOKENS,
+        is_gene_type,
+        is_type_name,
+    )
+    from .coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
+except ImportError:  # the repository checkout
+    from tokenization.codec import (
+        ANNOTATION_TASK,
+        BOS,
+        CDS,
+        CDS_ALL,
+        EOS,
+        INTRONS,
+        OPEN_LEFT,
+        OPEN_RIGHT,
+        PHASE_TOKENS,
+        SPAN,
+        STRAND_TOKENS,
+        is_gene_type,
+        is_type_name,
+    )
+    from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
 
 # Start codons used when none are given: the common ones of the table (Prodigal's for code 11).
 DEFAULT_START_CODONS = {11: ("ATG", "GTG", "TTG"), 4: ("ATG", "GTG", "TTG")}

@@ -21,7 +21,10 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from tokenization.features import Gene, Transcript
+try:  # flat in a saved model directory (hub_code.py)
+    from .features import Gene, Transcript
+except ImportError:  # the repository checkout
+    from tokenization.features import Gene, Transcript
 
 # Runs of N at least this long split a contig: no window is spent on them.
 MIN_N_GAP = 100

@@ -13,14 +13,7 @@ from dataclasses import dataclass, replace
 
 from tokenization.features import Gene, Transcript, merge_spans
 
-# Window limit / long-gene bound (bp) per taxon, from the original recipe.
-TAXA: dict[str, tuple[int, int]] = {
-    "prokaryotes": (9_000, 50_000),
-    "unicellular": (22_500, 50_000),
-    "invertebrates": (45_000, 80_000),
-    "vertebrates": (90_000, 150_000),
-    "plants": (45_000, 60_000),
-}
+from .taxa import TAXA  # noqa: F401 (moved to taxa.py; still importable from here)
 
 COMPLEMENT = str.maketrans("ACGTUNRYSWKMBDHVacgtunryswkmbdhv", "TGCAANYRSWMKVHDBtgcaanyrswmkvhdb")
 

@@ -23,9 +23,12 @@ from os import PathLike
 from pathlib import Path
 from typing import TextIO
 
-from tokenization.features import DIRECT, Gene, Transcript
-
 from .errors import InputError
+
+try:  # flat in a saved model directory (hub_code.py)
+    from .features import DIRECT, Gene, Transcript
+except ImportError:  # the repository checkout
+    from tokenization.features import DIRECT, Gene, Transcript
 
 # GFF3 spec, column 9: these must be percent-encoded, and nothing else may be.
 _ATTRIBUTE_ESCAPES = str.maketrans(

@@ -1,0 +1,257 @@
+"""Annotating DNA with a GFF-MoE model: windows -> constrained generation -> genes, stitched per contig.
+
+`annotate_genome` (a FASTA file) and `annotate_records` (any (seqid, sequence) records) tile each contig
+into windows at the taxon's length limit (the dataset's own table) with overlap, annotate them in batches
+with `WindowAnnotator` (cached `generate`, optionally beam search, under the biology constraints of
+`constraints`), and stitch the windows' genes back into one annotation per contig (`windows`), each gene
+scored by the mean log-probability of its tokens.
+
+Used by annotate.py (the CLI) and pipeline_gffmoe.py (the transformers pipeline). The module also works
+copied flat into a saved model directory (hub_code.py), where its imports are relative.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from os import PathLike
+
+import torch
+from tqdm.auto import tqdm
+
+from .constraints import BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
+from .windows import Prediction, StitchStats, Window, place, stitch, tile
+
+try:  # flat in a saved model directory
+    from .codec import decode
+    from .coordinates import NumberCoordinates, PointerCoordinates
+    from .fasta import read_fasta
+    from .features import Gene
+    from .taxa import TAXA
+    from .tokenizer import encode_source, ids_to_tokens
+except ImportError:  # the repository checkout
+    from dataset_builder.taxa import TAXA
+    from genome_io.fasta import read_fasta
+    from tokenization.codec import decode
+    from tokenization.coordinates import NumberCoordinates, PointerCoordinates
+    from tokenization.features import Gene
+    from tokenization.tokenizer import encode_source, ids_to_tokens
+
+GENETIC_CODES = {"prokaryotes": 11}  # every other taxon: the standard code 1
+OVERLAP_FRACTION = 0.2  # of the window: genes shorter than this are always seen whole by some window
+TOKENS_PER_KB = 40  # generation budget: ~5 prokaryote genes/kb would be 40 tokens (real density ~1/kb)
+
+
+@dataclass
+class AnnotationStats:
+    windows: int = 0
+    bases: int = 0
+    seconds: float = 0.0
+    decode_errors: int = 0
+    stitch: StitchStats = field(default_factory=StitchStats)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
+
+    @property
+    def bp_per_second(self) -> float:
+        return self.bases / self.seconds if self.seconds else 0.0
+
+    def summary(self, genes_by_seqid: dict[str, list[Gene]]) -> str:
+        genes = [g for gs in genes_by_seqid.values() for g in gs]
+        strands = Counter(g.strand for g in genes)
+        mean = sum(g.end - g.start + 1 for g in genes) / len(genes) if genes else 0.0
+        return (
+            f"{len(genes)} genes (+ {strands['+']}, - {strands['-']}, . {strands['.']}), mean length {mean:.0f} bp; "
+            f"{self.windows} windows, {self.bases:,} bp in {self.seconds:.1f} s ({self.bp_per_second:,.0f} bp/s); "
+            f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
+            f"{self.stitch.dropped_pieces} cut pieces dropped; {self.decode_errors} malformed records"
+        )
+
+
+class WindowAnnotator:
+    """Annotates batches of windows with one model: encode, generate (constrained), decode, score."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        genetic_code: int = 11,
+        constraints: bool = True,
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+    ):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.vocab = GrammarVocab.from_tokenizer(tokenizer)
+        self.code = GeneticCode(genetic_code)
+        self.constraints, self.num_beams, self.max_new_tokens = constraints, num_beams, max_new_tokens
+        self.pointers = getattr(model.config, "coordinate_scheme", "pointer") == "pointer"
+
+    @torch.no_grad()
+    def __call__(self, windows: list[Window]) -> tuple[list[list[Gene]], list[list[float]], int]:
+        """Window-level genes and their scores per window, plus the number of malformed records."""
+        sources = [encode_source(self.tokenizer, w.sequence) for w in windows]
+        length = max(len(s["input_ids"]) for s in sources)
+        device = self.model.device
+
+        def padded(key, value):
+            return torch.tensor([s[key] + [value] * (length - len(s[key])) for s in sources], device=device)
+
+        token_offsets = padded("token_offsets", (0, 0))
+        processors = []
+        if self.constraints:
+            processors.append(
+                BiologyConstrainedLogitsProcessor.for_windows(
+                    self.vocab,
+                    [w.sequence for w in windows],
+                    token_offsets.cpu().numpy() if self.pointers else None,
+                    self.code,
+                )
+            )
+        budget = self.max_new_tokens or max(64, TOKENS_PER_KB * max(len(w.sequence) for w in windows) // 1000)
+        out = self.model.generate(
+            input_ids=padded("input_ids", self.tokenizer.pad_token_id),
+            attention_mask=padded("attention_mask", 0),
+            token_offsets=token_offsets,
+            logits_processor=processors,
+            num_beams=self.num_beams,
+            do_sample=False,
+            max_new_tokens=budget,
+            max_length=None,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+        log_probs = token_log_probs(out, len(windows))
+        genes, scores, errors = [], [], 0
+        for i, window in enumerate(windows):
+            scheme = (
+                PointerCoordinates(sources[i]["token_offsets"], len(self.tokenizer))
+                if self.pointers
+                else NumberCoordinates(len(window.sequence))
+            )
+            ids = out.sequences[i].tolist()
+            # out.scores covers the generated tokens only: align the log-probs with ids[-len:].
+            step_scores = log_probs[i].tolist()
+            offset = len(ids) - len(step_scores)
+            window_genes, window_scores, window_errors = self._records(ids, step_scores, offset, scheme)
+            genes.append(window_genes)
+            scores.append(window_scores)
+            errors += window_errors
+        return genes, scores, errors
+
+    def _records(self, ids: list[int], log_probs: list[float], offset: int, scheme):
+        """Decode each gene record on its own, so that each gets the mean log-probability of its tokens."""
+        if self.vocab.eos in ids[offset:]:
+            ids = ids[: ids.index(self.vocab.eos, offset)]
+        starts = [i for i in range(offset, len(ids)) if ids[i] in self.vocab.gene_type_set] + [len(ids)]
+        genes, scores, errors = [], [], 0
+        for begin, end in zip(starts, starts[1:], strict=False):
+            tokens = ids_to_tokens(self.tokenizer, ids[begin:end])
+            result = decode(tokens, scheme)
+            if result.errors and end == len(ids):  # the budget ran out inside the last record:
+                result = _complete_prefix(tokens, scheme) or result  # keep its complete transcripts
+            errors += len(result.errors)
+            finite = [p for p in log_probs[begin - offset : end - offset] if math.isfinite(p)]
+            for gene in result.genes:
+                genes.append(gene)
+                scores.append(sum(finite) / len(finite) if finite else 0.0)
+        return genes, scores, errors
+
+
+def _complete_prefix(tokens: list[str], scheme, longest_tail: int = 16):
+    """The longest well-formed record among `tokens` minus up to `longest_tail` trailing tokens."""
+    for cut in range(len(tokens) - 1, max(len(tokens) - longest_tail, 0), -1):
+        result = decode(tokens[:cut], scheme)
+        if result.genes and not result.errors:
+            return result
+    return None
+
+
+def token_log_probs(out, batch: int) -> torch.Tensor:
+    """Log-probability of each generated token, [batch, steps] (the model's `compute_transition_scores`
+    assumes `config.vocab_size` logits, but ours carry pointer slots after the vocabulary)."""
+    steps = len(out.scores)
+    tokens = out.sequences[:, -steps:]
+    beams = getattr(out, "beam_indices", None)
+    columns = []
+    for t, scores in enumerate(out.scores):
+        rows = beams[:, t].clamp(min=0) if beams is not None else torch.arange(batch, device=tokens.device)
+        columns.append(scores.float().log_softmax(-1)[rows, tokens[:, t]])
+    return torch.stack(columns, 1)
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def annotate_genome(
+    model, tokenizer, fasta_path: str | PathLike, taxon: str = "prokaryotes", **options
+) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
+    """Annotate every contig of a FASTA file (plain or gzip); options and result as `annotate_records`."""
+    return annotate_records(model, tokenizer, read_fasta(fasta_path), taxon, **options)
+
+
+def annotate_records(
+    model,
+    tokenizer,
+    records: Iterable[tuple[str, str]],
+    taxon: str = "prokaryotes",
+    batch_size: int = 4,
+    num_beams: int = 1,
+    constraints: bool = True,
+    genetic_code: int | None = None,
+    window_size: int | None = None,
+    overlap: int | None = None,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
+    """Annotate (seqid, sequence) records: (genes per seqid, 1-based; sequence lengths; statistics).
+
+    `stats.scores[seqid]` runs parallel to `genes_by_seqid[seqid]` (mean token log-probability per gene).
+    """
+    if taxon not in TAXA:
+        raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
+    size = window_size or TAXA[taxon][0]
+    overlap = int(size * OVERLAP_FRACTION) if overlap is None else overlap
+    code = genetic_code or GENETIC_CODES.get(taxon, 1)
+    annotator = WindowAnnotator(model, tokenizer, code, constraints, num_beams, max_new_tokens)
+    stats = AnnotationStats()
+    seq_lengths: dict[str, int] = {}
+    windows: dict[str, list[Window]] = {}
+    predictions: dict[str, list[Prediction]] = {}
+    started = time.perf_counter()
+
+    def all_windows() -> Iterator[tuple[int, Window]]:
+        for seqid, sequence in records:
+            seq_lengths[seqid] = len(sequence)
+            windows[seqid] = tile(seqid, sequence, size, overlap)
+            predictions[seqid] = []
+            yield from enumerate(windows[seqid])
+
+    bar = tqdm(desc="annotating", unit="bp", unit_scale=True, disable=not progress)
+    for batch in batched(all_windows(), batch_size):
+        genes, scores, errors = annotator([w for _, w in batch])
+        stats.decode_errors += errors
+        for (index, window), window_genes, window_scores in zip(batch, genes, scores, strict=True):
+            predictions[window.seqid] += place(window, index, window_genes, window_scores)
+            stats.windows += 1
+            stats.bases += len(window.sequence)
+        bar.update(sum(len(w.sequence) for _, w in batch))
+        bar.set_postfix(windows=stats.windows)
+    bar.close()
+
+    genes_by_seqid = {}
+    for seqid in seq_lengths:
+        kept = stitch(predictions[seqid], windows[seqid], stats.stitch)
+        genes_by_seqid[seqid] = [p.gene for p in kept]
+        stats.scores[seqid] = [p.score for p in kept]
+    stats.seconds = time.perf_counter() - started
+    return genes_by_seqid, seq_lengths, stats

@@ -1,0 +1,99 @@
+"""The `gff-annotation` transformers pipeline: FASTA in, genes and GFF3 out.
+
+    from transformers import pipeline
+
+    annotator = pipeline("gff-annotation", model="path/to/gffmoe", trust_remote_code=True)
+    result = annotator(">chr1\\nATGAAA...\\n")  # or a FASTA path (plain or .gz)
+    result["gff3"]  # GFF3 text; result["genes"]["chr1"]: the genes (1-based), result["scores"]["chr1"]
+
+A saved GFF-MoE directory carries this file and the project modules it needs, copied flat next to
+config.json (`hub_code.save_hub_code`), so the pipeline runs from the directory alone. The work itself
+is `annotation.annotator.annotate_records`, the same code as annotate.py's.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from os import PathLike
+from pathlib import Path
+
+from transformers import Pipeline
+
+try:  # flat in a saved model directory
+    from .annotator import annotate_records
+    from .errors import InputError
+    from .fasta import read_fasta
+    from .gff3_writer import gff3_lines
+except ImportError:  # the repository checkout
+    from annotation.annotator import annotate_records
+    from genome_io.errors import InputError
+    from genome_io.fasta import read_fasta
+    from genome_io.gff3_writer import gff3_lines
+
+FASTA_TEXT = "<FASTA text>"  # how errors name an input given as text
+FORWARD_PARAMETERS = (
+    "taxon",
+    "genetic_code",
+    "window_size",
+    "overlap",
+    "num_beams",
+    "constraints",
+    "max_new_tokens",
+    "progress",
+)
+
+
+def read_fasta_input(fasta: str | PathLike) -> list[tuple[str, str]]:
+    """(seqid, sequence) records of FASTA text or a FASTA path; InputError naming the file (or FASTA_TEXT)
+    and line. A string is text when it is empty, spans several lines or starts with '>'."""
+    if not isinstance(fasta, str | PathLike):
+        raise TypeError(f"expected FASTA text or a path, not {type(fasta).__name__}")
+    is_text = isinstance(fasta, str) and (not fasta.strip() or "\n" in fasta or fasta.startswith(">"))
+    if not is_text:
+        return list(read_fasta(fasta))
+    with tempfile.TemporaryDirectory() as folder:  # read_fasta reads files: one reader, one set of checks
+        path = Path(folder) / "input.fa"
+        path.write_text(fasta)
+        try:
+            return list(read_fasta(path))
+        except InputError as err:
+            raise InputError(FASTA_TEXT, err.line, err.message) from None
+
+
+class GffAnnotationPipeline(Pipeline):
+    """Annotates one FASTA (text or path) per input: {"genes", "scores", "sequence_lengths", "gff3"}.
+
+    Call options: taxon ("prokaryotes"; sets the window size and genetic code), genetic_code,
+    window_size, overlap (bp), window_batch_size (windows per `generate` call, default 4), num_beams,
+    constraints (biology-constrained decoding, default True), max_new_tokens (per window), progress (a
+    tqdm bar), source (GFF3 column 2, default "GFF-MoE"). `batch_size` keeps its pipeline meaning.
+    """
+
+    _load_tokenizer = True
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+
+    def _sanitize_parameters(self, window_batch_size=None, source=None, **options):
+        unknown = set(options) - set(FORWARD_PARAMETERS)
+        if unknown:
+            raise TypeError(f"unknown gff-annotation options: {', '.join(sorted(unknown))}")
+        forward = {key: value for key, value in options.items() if value is not None}
+        if window_batch_size is not None:
+            forward["batch_size"] = window_batch_size
+        return {}, forward, {"source": source} if source else {}
+
+    def preprocess(self, fasta):
+        return {"records": read_fasta_input(fasta)}
+
+    def _forward(self, model_inputs, progress=False, **options):
+        records = model_inputs["records"]
+        genes, lengths, stats = annotate_records(
+            self.model, self.tokenizer, records, progress=progress, **options
+        )
+        return {"genes": genes, "scores": stats.scores, "sequence_lengths": lengths}
+
+    def postprocess(self, outputs, source="GFF-MoE"):
+        gff3 = "".join(gff3_lines(outputs["genes"], outputs["sequence_lengths"], source, outputs["scores"]))
+        return {**outputs, "gff3": gff3}

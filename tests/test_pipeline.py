@@ -1,0 +1,179 @@
+"""pipeline("gff-annotation") from a saved directory alone: a fresh process, the repository NOT importable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers.dynamic_module_utils import get_relative_import_files
+
+import annotate
+import hub_code
+from genome_io.errors import InputError
+from genome_io.gff3_writer import gff3_lines
+from pipeline_gffmoe import FASTA_TEXT, GffAnnotationPipeline, read_fasta_input
+from tests.fixtures.genomes import random_dna, write_text
+
+OPTIONS = {"window_size": 600, "overlap": 150, "max_new_tokens": 40}
+GENE_BIAS = {"<gene>": 8, "<+>": 8, "<->": 8, "<direct>": 8, "<cds_all>": 12, "<cds>": 12, "<eos>": -8}
+
+FRESH_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import dataclasses, json, sys
+    from transformers import pipeline
+    model_dir, fasta_path, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    for module in ("annotation", "tokenization", "genome_io", "pipeline_gffmoe"):
+        try:
+            __import__(module)
+            sys.exit(f"the repository must not be importable here ({module})")
+        except ImportError:
+            pass
+    annotator = pipeline("gff-annotation", model=model_dir, trust_remote_code=True)
+    results = {"module": type(annotator).__module__}
+    for name, fasta in (("text", open(fasta_path).read()), ("path", fasta_path)):
+        out = annotator(fasta, **options)
+        genes = {seqid: [dataclasses.asdict(g) for g in gs] for seqid, gs in out["genes"].items()}
+        results[name] = {"genes": genes, "lengths": out["sequence_lengths"], "gff3": out["gff3"]}
+    for name, bad in (("empty", ""), ("not_dna", ">c\\nACGT\\nACXT\\n")):
+        try:
+            annotator(bad)
+            results[name] = "no error"
+        except Exception as err:
+            results[name] = f"{type(err).__name__}: {err}"
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, gff_tokenizer):
+    """A tiny random GFF-MoE saved by init_model, then steered towards coding genes and saved again."""
+    import init_model
+
+    root = tmp_path_factory.mktemp("pipeline_gffmoe")
+    gff_tokenizer.save_pretrained(root / "tokenizer")
+    size = ["--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2"]
+    size += ["--intermediate_size", "64", "--decoder_layers", "1", "--num_experts", "2"]
+    init_dir = root / "init"
+    init_model.main(["--save_dir", str(init_dir), "--tokenizer", str(root / "tokenizer"), "--use_moe", *size])
+    assert "gff-annotation" in json.loads((init_dir / "config.json").read_text())["custom_pipelines"]
+
+    model, tokenizer = annotate.load_model(str(init_dir))
+    vocab = tokenizer.get_vocab()
+    with torch.no_grad():  # a random model mostly stops at once; make it write genes for the constraints
+        for token, bias in GENE_BIAS.items():
+            model.lm_head.bias[vocab[token]] += bias
+    saved = root / "steered"
+    model.save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    hub_code.save_hub_code(saved)
+    return saved
+
+
+@pytest.fixture(scope="module")
+def fasta(tmp_path_factory):
+    contigs = {
+        "ctg1": random_dna(1400, seed=7) + "N" * 200 + random_dna(300, seed=8),
+        "ctg2": random_dna(250, seed=9).lower(),
+    }
+    text = "".join(f">{seqid} test contig\n{seq}\n" for seqid, seq in contigs.items())
+    return write_text(tmp_path_factory.mktemp("fasta") / "genome.fa", text)
+
+
+def without_scores(gff3: str) -> list[list[str]]:
+    """GFF3 lines with column 6 blanked: scores are floats, equal only up to thread-count rounding."""
+    return [line.split("\t")[:5] + line.split("\t")[6:] for line in gff3.splitlines()]
+
+
+def test_pipeline_runs_from_the_saved_directory_alone(model_dir, fasta, tmp_path):
+    model, tokenizer = annotate.load_model(str(model_dir))
+    genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, progress=False, **OPTIONS)
+    assert any(genes.values()), "the steered model should write genes"
+    expected_genes = json.loads(
+        json.dumps({seqid: [dataclasses.asdict(g) for g in gs] for seqid, gs in genes.items()})
+    )
+    expected_gff3 = "".join(gff3_lines(genes, lengths, scores=stats.scores))
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copied = shutil.copytree(model_dir, elsewhere / "model_copy")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(copied), str(fasta), json.dumps(OPTIONS)],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["module"].startswith("transformers_modules.")  # loaded from the directory's own code
+
+    for name in ("text", "path"):
+        assert out[name]["genes"] == expected_genes, name
+        assert out[name]["lengths"] == lengths
+        assert without_scores(out[name]["gff3"]) == without_scores(expected_gff3)
+    gff3 = write_text(tmp_path / "pipeline.gff3", out["text"]["gff3"])
+    if shutil.which("gt"):
+        check = subprocess.run(["gt", "gff3validator", str(gff3)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and not check.stderr.strip(), check.stderr
+
+    assert out["empty"].startswith(f"InputError: {FASTA_TEXT}:1: empty FASTA")
+    assert out["not_dna"].startswith(f"InputError: {FASTA_TEXT}:3: invalid character 'X'")
+
+
+def test_saved_code_is_exactly_what_the_pipeline_imports(model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["custom_pipelines"]["gff-annotation"] == hub_code.CUSTOM_PIPELINE
+    assert config["model_type"] == "gffmoe" and "AutoModelForSeq2SeqLM" in config["auto_map"]
+    # transformers copies the pipeline module and, recursively, its relative imports: all present, none extra.
+    needed = {os.path.basename(f) for f in get_relative_import_files(model_dir / "pipeline_gffmoe.py")}
+    flat = {os.path.basename(name) for name in hub_code.HUB_CODE_FILES}
+    assert needed | {"pipeline_gffmoe.py"} == flat
+    assert all((model_dir / name).is_file() for name in flat)
+
+
+def test_save_hub_code_keeps_other_pipelines_and_needs_a_saved_model(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"custom_pipelines": {"other": {"impl": "x.Y"}}}))
+    hub_code.save_hub_code(tmp_path)
+    assert set(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == {
+        "other",
+        "gff-annotation",
+    }
+    assert hub_code.main([str(tmp_path / "missing")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_fasta_input_is_text_or_a_path_with_clear_errors(tmp_path):
+    path = write_text(tmp_path / "g.fa", ">a\nACGT\n>b x\nNNAC\n")
+    assert read_fasta_input(path) == read_fasta_input(str(path)) == [("a", "ACGT"), ("b", "NNAC")]
+    assert read_fasta_input(">a\nAC\nGT") == [("a", "ACGT")]
+    with pytest.raises(InputError, match=f"^{FASTA_TEXT}:1: empty FASTA"):
+        read_fasta_input("  \n")
+    with pytest.raises(InputError, match=f"^{FASTA_TEXT}:2: not FASTA"):
+        read_fasta_input("\nACGT\n")
+    with pytest.raises(InputError, match="missing.fa: no such file"):
+        read_fasta_input(str(tmp_path / "missing.fa"))
+    bad = write_text(tmp_path / "bad.fa", ">c\nACGT\nAC-T\n")
+    with pytest.raises(InputError, match="bad.fa:3: invalid character '-'"):
+        read_fasta_input(bad)
+    with pytest.raises(TypeError, match="FASTA text or a path"):
+        read_fasta_input(42)
+
+
+def test_pipeline_in_process_rejects_unknown_options(model_dir):
+    model, tokenizer = annotate.load_model(str(model_dir))
+    annotator = GffAnnotationPipeline(model=model, tokenizer=tokenizer, device="cpu")
+    with pytest.raises(TypeError, match="unknown gff-annotation options: window"):
+        annotator(">a\nACGT\n", window=10)
+    out = annotator(">a\nACGTACGTAC\n", max_new_tokens=8, window_batch_size=2)
+    assert out["sequence_lengths"] == {"a": 10} and out["gff3"].startswith("##gff-version 3\n")
