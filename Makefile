@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 demo: setup
-	$(BIN)/python -m demo $(if $(DEMO_FASTA),--fasta $(DEMO_FASTA)) $(if $(DEMO_GFF),--gff $(DEMO_GFF))
+	$(BIN)/python demo.py $(if $(DEMO_FASTA),--fasta $(DEMO_FASTA)) $(if $(DEMO_GFF),--gff $(DEMO_GFF))
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -47,7 +47,7 @@ def plot_gene_tracks(
     path: str | PathLike,
     title: str = "",
     offset: int = 0,
-    panel_bp: int = 50_000,
+    panel_bp: int = 50_000,  # about; panels are equal and cover the sequence exactly
 ) -> Path:
     """Draw `tracks` (name -> 1-based genes; the first is the reference) over 1..length into a PNG.
 
@@ -55,9 +55,14 @@ def plot_gene_tracks(
     """
     names = list(tracks)
     reference = tracks[names[0]]
-    panels = max(1, math.ceil(length / panel_bp))
+    panels = max(1, round(length / panel_bp))
+    panel_bp = math.ceil(length / panels)  # equal panels that end with the sequence
     figure, axes = plt.subplots(
-        panels, 1, figsize=(14, 0.5 + panels * (0.55 * len(names) + 0.5)), squeeze=False, constrained_layout=True
+        panels,
+        1,
+        figsize=(14, 0.5 + panels * (0.55 * len(names) + 0.5)),
+        squeeze=False,
+        constrained_layout=True,
     )
     for panel, axis in enumerate(axes[:, 0]):
         lo, hi = panel * panel_bp + 1, min(length, (panel + 1) * panel_bp)
@@ -78,7 +83,10 @@ def plot_gene_tracks(
             axis.spines[side].set_visible(False)
     axes[-1, 0].set_xlabel("position (bp)")
     figure.legend(
-        handles=[Patch(color=c, label=k) for k, c in COLOURS.items()], loc="outside upper right", ncols=4, fontsize=8
+        handles=[Patch(color=c, label=k) for k, c in COLOURS.items()],
+        loc="outside upper right",
+        ncols=4,
+        fontsize=8,
     )
     if title:
         figure.suptitle(title, fontsize=10, x=0.01, ha="left")

@@ -1,0 +1,600 @@
+"""`make demo`: the whole GFF-MoE recipe on a real genome, about 15 minutes on 2 CPU cores.
+
+    python demo.py                                     # embedded genome, Prodigal's (silver) labels
+    python demo.py --fasta genome.fa --gff genes.gff3  # your genome and its annotation
+    make demo DEMO_FASTA=genome.fa DEMO_GFF=genes.gff3
+
+The end of the longest sequence is held out; the rest is baked into training windows. Each stage then
+runs the command a user runs at scale (printed as it goes, its output logged under OUT_DIR/work/logs):
+
+    1. bake        python -m dataset_builder bake TRAIN.fna [TRAIN.gff3] --taxon prokaryotes ...
+    2. tokenizer   python -m tokenization build_tk ... (DNABERT-2's when DNABERT_PATH is set, else a BPE)
+    3. model       python init_model.py ... (from DNABERT-2 weights when DNABERT_PATH is set, else small)
+    4. train       accelerate launch --config_file accelerate_configs/cpu_ddp.yaml train.py ...
+    5. annotate    python annotate.py --model OUT_DIR/model --fasta HELDOUT.fna ... (constrained decoding)
+    6. score       against the held-out labels, beside Prodigal and the ORF floor
+    7. outputs     GFF3 checked with `gt gff3validator`, scores.json, a genome-track PNG
+
+The default genome is Corynebacterium diphtheriae NCTC11397, shipped inside pyrodigal's test data. It has
+no curated annotation there, so its labels are Prodigal's own gene calls ("silver" labels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from bisect import bisect_right
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from Bio.Seq import Seq
+from Bio.SeqIO import write as write_fasta
+from Bio.SeqRecord import SeqRecord
+
+from genome_io.baselines import orf_floor_genes, prodigal_genes
+from genome_io.errors import InputError
+from genome_io.fasta import read_fasta
+from genome_io.gff import read_gff
+from genome_io.gff3_writer import write_gff3
+from tokenization.features import Gene, merge_spans
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_GENOME = ("pyrodigal.tests.data", "GCF_001457455.1_NCTC11397_genomic.fna.gz")
+DEFAULT_GENOME_NAME = "Corynebacterium diphtheriae NCTC11397 (pyrodigal's test data)"
+SILVER_NOTE = "labels: Prodigal's own gene calls (silver labels), not a curated annotation"
+STAGES = 7
+PRODIGAL_PREFERRED_BP = 100_000  # pyrodigal warns below this much training sequence
+# A timed step in this process is cheaper than a DDP step (gloo all-reduce, DDP's unused-parameter
+# pass, Trainer bookkeeping); rough factor, the demo prints the real training time afterwards.
+DDP_STEP_OVERHEAD = 1.3
+HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
+TAXON = "prokaryotes"
+
+
+class DemoError(Exception):
+    """A problem the demo reports in one line before exiting with status 2."""
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """init_model.py options of the random model, and the training batch that suits it on 2 cores."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    decoder_layers: int
+    num_experts: int
+    window_bp: int  # bake and annotation window length
+    batch_size: int  # per process
+    bpe_vocab: int
+
+    def init_args(self) -> list[str]:
+        """init_model.py options for this size (MoE decoder with top-2 routing, tied output head)."""
+        names = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+        names += ("decoder_layers", "num_experts")
+        return [f"--{name}={getattr(self, name)}" for name in names] + [
+            "--use_moe",
+            "--moe_top_k=2",
+            "--tie_weights",
+        ]
+
+
+SMALL = ModelSize(128, 3, 4, 256, 2, 4, window_bp=3000, batch_size=8, bpe_vocab=4096)
+TINY = ModelSize(32, 1, 2, 64, 1, 2, window_bp=2000, batch_size=4, bpe_vocab=512)
+
+
+# --- the genome and its held-out region -------------------------------------------------------------
+
+
+def default_genome() -> Path:
+    """The embedded genome file, or a DemoError that says how to run the demo on your own data."""
+    package, name = DEFAULT_GENOME
+    try:
+        path = resources.files(package) / name
+        found = path.is_file()
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise DemoError(
+            f"the embedded genome {name} is not in this pyrodigal's package data ({package}); "
+            "run the demo on your own genome: make demo DEMO_FASTA=genome.fa DEMO_GFF=genes.gff3"
+        )
+    return Path(str(path))
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    seqid: str
+    start: int  # 1-based first base of the held-out region on the original sequence
+    end: int
+    sequence: str
+    genes: list[Gene]  # 1-based on the held-out sequence (its first base is 1)
+
+
+def clean_cut(genes: list[Gene], position: int) -> int:
+    """The largest cut <= position (a cut at p splits bases p-1 | p) that no gene spans."""
+    spans = merge_spans([(g.start, g.end) for g in genes])
+    i = bisect_right([s for s, _ in spans], position - 1) - 1
+    if i >= 0 and spans[i][0] < position <= spans[i][1]:
+        return spans[i][0]
+    return position
+
+
+def split_genome(
+    records: list[tuple[str, str]], genes_by_seqid: dict[str, list[Gene]], holdout_bp: int
+) -> tuple[list[tuple[str, str]], dict[str, list[Gene]], HeldOut]:
+    """Training records and genes, and the held-out end of the longest sequence (cut between genes)."""
+    seqid, sequence = max(records, key=lambda r: len(r[1]))
+    genes = genes_by_seqid.get(seqid, [])
+    cut = clean_cut(genes, len(sequence) - holdout_bp + 1)
+    if cut <= len(sequence) // 2:
+        raise DemoError(
+            f"cannot hold out {holdout_bp:,} bp of {seqid} ({len(sequence):,} bp) and keep most of it for "
+            "training; lower --holdout_bp"
+        )
+    held_out = HeldOut(
+        seqid, cut, len(sequence), sequence[cut - 1 :], [g.shift(1 - cut) for g in genes if g.start >= cut]
+    )
+    train_records = [(s, seq[: cut - 1] if s == seqid else seq) for s, seq in records]
+    train_genes = {s: [g for g in gs if s != seqid or g.end < cut] for s, gs in genes_by_seqid.items()}
+    return train_records, train_genes, held_out
+
+
+def save_fasta(records: list[tuple[str, str]], path: Path) -> Path:
+    write_fasta((SeqRecord(Seq(seq), id=seqid, description="") for seqid, seq in records), path, "fasta")
+    return path
+
+
+def truncate(records: list[tuple[str, str]], genome_bp: int) -> list[tuple[str, str]]:
+    """The first `genome_bp` bases of the genome, in file order (for quick runs)."""
+    kept, left = [], genome_bp
+    for seqid, sequence in records:
+        if left <= 0:
+            break
+        kept.append((seqid, sequence[:left]))
+        left -= len(sequence)
+    return kept
+
+
+@dataclass(frozen=True)
+class PreparedGenome:
+    train_fasta: Path
+    train_gff: Path | None  # None: the baker labels the training part with Prodigal
+    heldout_fasta: Path
+    reference_gff: Path  # the held-out labels
+    held_out: HeldOut
+
+
+def prepare_genome(
+    fasta: Path,
+    gff: Path | None,
+    out: Path,
+    work: Path,
+    holdout_bp: int | None = None,
+    genome_bp: int | None = None,
+) -> PreparedGenome:
+    """Label the genome (the GFF, else Prodigal), hold out the end of its longest sequence, write the parts."""
+    records = list(read_fasta(fasta))
+    if genome_bp:
+        records = truncate(records, genome_bp)
+    if gff is None:
+        print(f"      {SILVER_NOTE}")
+        genes = prodigal_genes(records)
+    else:
+        result = read_gff(gff, {seqid: len(seq) for seqid, seq in records})
+        print(f"      {gff}: {result.report.summary()}")
+        genes = result.genes_by_seqid
+    longest = max(len(seq) for _, seq in records)
+    train_records, train_genes, held_out = split_genome(
+        records, genes, holdout_bp or min(longest // 10, HOLDOUT_BP)
+    )
+    print(
+        f"      held out {held_out.seqid}:{held_out.start:,}-{held_out.end:,} "
+        f"({len(held_out.sequence):,} bp, {len(held_out.genes)} genes), cut between genes"
+    )
+    train_gff = None
+    if gff is not None:
+        train_gff = work / "train.gff3"
+        write_gff3(train_genes, {seqid: len(seq) for seqid, seq in train_records}, train_gff)
+    reference_gff = out / "heldout_reference.gff3"
+    write_gff3({held_out.seqid: held_out.genes}, {held_out.seqid: len(held_out.sequence)}, reference_gff)
+    return PreparedGenome(
+        save_fasta(train_records, work / "train.fna"),
+        train_gff,
+        save_fasta([(held_out.seqid, held_out.sequence)], out / "heldout.fna"),
+        reference_gff,
+        held_out,
+    )
+
+
+# --- running the stages -----------------------------------------------------------------------------
+
+
+class Stages:
+    """Numbered progress lines with the time each stage took; runs the commands, logging their output."""
+
+    def __init__(self, log_dir: Path, verbose: bool):
+        self.log_dir, self.verbose = log_dir, verbose
+        self.number, self.timings = 0, {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def stage(self, name: str, title: str):
+        self.number += 1
+        print(f"\n[{self.number}/{STAGES}] {title}", flush=True)
+        started = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - started, 1)
+        print(f"      done in {self.timings[name]:.1f} s", flush=True)
+
+    def run(self, name: str, command: list[str], show_last: int = 0, env: dict | None = None) -> str:
+        """Run one command from the repository root; its output goes to a log (and the terminal if verbose)."""
+        print("      $ " + shlex.join(command), flush=True)
+        log = self.log_dir / f"{self.number}_{name}.log"
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TOKENIZERS_PARALLELISM": "false",
+            **(env or {}),
+        }
+        with open(log, "w") as fh:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for line in process.stdout:
+                fh.write(line)
+                if self.verbose:
+                    print("      | " + line, end="", flush=True)
+            process.wait()
+        output = log.read_text()
+        if process.returncode != 0:
+            tail = "\n".join("      | " + line for line in output.splitlines()[-15:])
+            print(tail, file=sys.stderr)
+            raise DemoError(f"stage {name} failed (exit status {process.returncode}); full log: {log}")
+        if show_last and not self.verbose:
+            lines = [
+                line for line in output.splitlines() if line.strip() and "\r" not in line and "%|" not in line
+            ]
+            for line in lines[-show_last:]:
+                print("      " + line)
+        return output
+
+
+def python(*args) -> list[str]:
+    return [sys.executable, *map(str, args)]
+
+
+def train_command(launcher: str, train_args: list[str]) -> list[str]:
+    if launcher == "accelerate":
+        config = ROOT / "accelerate_configs" / "cpu_ddp.yaml"
+        return python("-m", "accelerate.commands.launch", "--config_file", config, "train.py", *train_args)
+    return python("train.py", *train_args)
+
+
+def seconds_per_step(
+    model_dir: Path, tokenizer_dir: Path, dataset_dir: Path, batch_size: int, threads: int
+) -> float:
+    """Time one optimizer step of the initialised model on a typical batch, to size --max_steps."""
+    import datasets
+    import torch
+    import transformers
+    from transformers import AutoModelForSeq2SeqLM
+
+    from tokenization.tokenizer import load_tokenizer
+    from training.data import GffMoeCollator, load_windows, prepare_windows
+
+    torch.set_num_threads(threads)
+    datasets.disable_progress_bars()  # a one-off measurement: keep the demo's output to its stage lines
+    transformers.utils.logging.disable_progress_bar()
+    tokenizer = load_tokenizer(tokenizer_dir)
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).train()
+    config = model.config
+    windows, _ = load_windows(dataset_dir, [TAXON])
+    windows = windows.shuffle(seed=0).select(range(min(len(windows), 2 * batch_size)))
+    examples = prepare_windows(windows, tokenizer, config.coordinate_scheme, desc="timing a training step")
+    batch = GffMoeCollator(pad_token_id=tokenizer.pad_token_id)(
+        [examples[i] for i in range(min(batch_size, len(examples)))]
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - started)
+    return min(times[1:])  # the first step pays one-off allocation costs
+
+
+# --- scoring and outputs ----------------------------------------------------------------------------
+
+
+def score_held_out(held_out: HeldOut, prediction_gff: Path) -> dict:
+    """Scores of GFF-MoE, Prodigal and the ORF floor on the held-out region, and the genes of each."""
+    from scoring import score
+
+    records = [(held_out.seqid, held_out.sequence)]
+    result = read_gff(prediction_gff, {held_out.seqid: len(held_out.sequence)})
+    if sum(result.report.dropped.values()):
+        raise DemoError(
+            f"{prediction_gff}: the annotation did not read back whole ({result.report.summary()})"
+        )
+    if len(held_out.sequence) < PRODIGAL_PREFERRED_BP:
+        print(
+            f"      note: Prodigal trains on the held-out region alone ({len(held_out.sequence):,} bp); "
+            f"it prefers at least {PRODIGAL_PREFERRED_BP:,} bp"
+        )
+    with warnings.catch_warnings():  # the note above says it once, in our words
+        warnings.filterwarnings("ignore", message="sequence should be at least", category=UserWarning)
+        prodigal = prodigal_genes(records)
+    predictions = {
+        "GFF-MoE": result.genes_by_seqid,
+        "Prodigal": prodigal,
+        "ORF floor": orf_floor_genes(records),
+    }
+    reference = {held_out.seqid: held_out.genes}
+    return {
+        name: (score(reference, genes), genes.get(held_out.seqid, [])) for name, genes in predictions.items()
+    }
+
+
+def validate_gff3(path: Path) -> str:
+    """`gt gff3validator` verdict; a DemoError when gt finds the file invalid."""
+    gt = shutil.which("gt")
+    if gt is None:
+        return "not checked (GenomeTools `gt` is not installed)"
+    result = subprocess.run([gt, "gff3validator", str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DemoError(
+            f"{path}: gt gff3validator rejects it: {(result.stderr or result.stdout).strip().splitlines()[-1]}"
+        )
+    return "valid (gt gff3validator)"
+
+
+# --- the demo ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--fasta", type=Path, help="your genome FASTA (plain or .gz); default: the embedded one"
+    )
+    parser.add_argument("--gff", type=Path, help="its annotation, GFF3 or GTF (default: Prodigal's calls)")
+    parser.add_argument(
+        "--out_dir", type=Path, default=ROOT / "outputs" / "demo", help="where everything goes"
+    )
+    parser.add_argument(
+        "--holdout_bp",
+        type=int,
+        help=f"bp held out at the end of the longest sequence (default: {HOLDOUT_BP:,} or 10%% if less)",
+    )
+    parser.add_argument("--genome_bp", type=int, help="use only the first N bp of the genome (quick runs)")
+    parser.add_argument(
+        "--train_minutes", type=float, default=8.0, help="training budget in minutes (default 8)"
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("accelerate", "python"),
+        default="accelerate",
+        help="train with 2-process CPU DDP (accelerate launch) or one process",
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="a tiny model and short windows (tests, smoke runs)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", action="store_true", help="show every command's full output")
+    args = parser.parse_args(argv)
+    if args.gff and not args.fasta:
+        parser.error("--gff needs --fasta (the genome it annotates)")
+    return args
+
+
+def demo(args: argparse.Namespace) -> dict:
+    out, work = args.out_dir, args.out_dir / "work"
+    if work.exists():  # a re-run starts clean; the other outputs are overwritten
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    stages = Stages(work / "logs", args.verbose)
+    size = TINY if args.tiny else SMALL
+    dnabert = os.environ.get("DNABERT_PATH")
+    fasta = args.fasta or default_genome()
+    genome_name = fasta.name if args.fasta else DEFAULT_GENOME_NAME
+    silver = args.gff is None
+    started = time.perf_counter()
+
+    with stages.stage("bake", f"Bake {genome_name} into training windows, holding out a test region"):
+        genome = prepare_genome(fasta, args.gff, out, work, args.holdout_bp, args.genome_bp)
+        held_out = genome.held_out
+        dataset_dir = work / "dataset"
+        stages.run(
+            "bake",
+            python(
+                "-m", "dataset_builder", "bake", genome.train_fasta, *([genome.train_gff] if genome.train_gff else []),
+                "--taxon", TAXON, "--species", "demo", *(["--labels", "prodigal"] if silver else []),
+                "--limit", size.window_bp, "--val_fraction", 0, "--test_fraction", 0,
+                "--dataset_dir", dataset_dir, "--no_progress",
+            ),
+            show_last=4,
+        )  # fmt: skip
+
+    with stages.stage(
+        "tokenizer", "Build the tokenizer" + (" (DNABERT-2's)" if dnabert else " (BPE on the training part)")
+    ):
+        tokenizer_dir = work / "tokenizer"
+        source = (
+            ["--dnabert", dnabert]
+            if dnabert
+            else ["--fasta", genome.train_fasta, "--vocab-size", size.bpe_vocab]
+        )
+        stages.run("tokenizer", python("-m", "tokenization", "build_tk", tokenizer_dir, *source), show_last=1)
+
+    with stages.stage(
+        "model", "Initialise GFF-MoE" + (" from DNABERT-2" if dnabert else " (small, random weights)")
+    ):
+        init_dir = work / "init_model"
+        weights = (
+            ["--dnabert_path", dnabert, "--decoder_layers", size.decoder_layers, "--use_moe"]
+            if dnabert
+            else size.init_args()
+        )
+        stages.run(
+            "model",
+            python(
+                "init_model.py",
+                "--save_dir",
+                init_dir,
+                "--tokenizer",
+                tokenizer_dir,
+                *weights,
+                "--seed",
+                args.seed,
+            ),
+            show_last=1,
+        )
+
+    processes = 2 if args.launcher == "accelerate" else 1
+    with stages.stage(
+        "train", f"Train for {args.train_minutes:g} min ({args.launcher}, {processes} process(es))"
+    ):
+        step_s = seconds_per_step(
+            init_dir, tokenizer_dir, dataset_dir, size.batch_size, threads=1 if processes == 2 else 2
+        )
+        if processes == 2:
+            step_s *= DDP_STEP_OVERHEAD
+        max_steps = max(2, int(args.train_minutes * 60 / step_s))
+        print(f"      one step should take {step_s:.2f} s here: --max_steps {max_steps}")
+        model_dir = out / "model"
+        train_args = [
+            "--model_name_or_path", init_dir, "--dataset_dir", dataset_dir, "--dataset_config", TAXON,
+            "--output_dir", model_dir, "--max_steps", max_steps, "--per_device_train_batch_size", size.batch_size,
+            "--learning_rate", "1e-3", "--warmup_steps", "0.05", "--weight_decay", "0.01",
+            "--logging_steps", max(1, max_steps // 20), "--save_strategy", "no", "--report_to", "none",
+            "--seed", args.seed, "--disable_tqdm", "true", "--use_cpu", "true", "--dataloader_num_workers", 0,
+        ]  # fmt: skip
+        stages.run("train", train_command(args.launcher, train_args))
+        trained = json.loads((model_dir / "train_results.json").read_text())
+        print(
+            f"      {max_steps} steps in {float(trained['train_runtime']) / 60:.1f} min, "
+            f"final training loss {float(trained['train_loss']):.3f}"
+        )
+
+    with stages.stage(
+        "annotate", f"Annotate the held-out region ({len(held_out.sequence):,} bp, constrained decoding)"
+    ):
+        prediction_gff = out / "annotation.gff3"
+        stages.run(
+            "annotate",
+            python(
+                "annotate.py", "--model", model_dir, "--fasta", genome.heldout_fasta, "--out", prediction_gff,
+                "--taxon", TAXON, "--window_size", size.window_bp, "--batch_size", 8, "--device", "cpu", "--quiet",
+            ),
+            show_last=2,
+        )  # fmt: skip
+
+    with stages.stage("score", "Score against the held-out labels, beside Prodigal and the ORF floor"):
+        from scoring import format_table
+
+        results = score_held_out(held_out, prediction_gff)
+        print(format_table({name: s for name, (s, _) in results.items()}))
+        if silver:
+            print(f"      {SILVER_NOTE}: Prodigal's column is its agreement with its own whole-genome calls.")
+        print(
+            "      reproduce: python -m scoring --reference "
+            f"{_shown(genome.reference_gff)} --prediction {_shown(prediction_gff)} --fasta {_shown(genome.heldout_fasta)} "
+            "--baseline prodigal orf"
+        )
+
+    with stages.stage("outputs", f"Write the outputs to {_shown(out)}"):
+        from genome_io.plot import plot_gene_tracks
+
+        verdict = validate_gff3(prediction_gff)
+        plot = plot_gene_tracks(
+            {"reference": held_out.genes, **{name: genes for name, (_, genes) in results.items()}},
+            len(held_out.sequence),
+            out / "genes.png",
+            title=f"{held_out.seqid}:{held_out.start:,}-{held_out.end:,} (held out)"
+            + (" - reference = Prodigal's calls (silver)" if silver else ""),
+            offset=held_out.start - 1,
+        )
+        summary = {
+            "genome": str(args.fasta or genome_name),
+            "annotation": str(args.gff) if args.gff else None,
+            "labels": "prodigal (silver)" if silver else "gff",
+            "held_out": {
+                "seqid": held_out.seqid,
+                "start": held_out.start,
+                "end": held_out.end,
+                "genes": len(held_out.genes),
+            },
+            "model": {
+                "dnabert_path": dnabert,
+                "size": "tiny" if args.tiny else "small",
+                "window_bp": size.window_bp,
+            },
+            "training": {
+                "launcher": args.launcher,
+                "minutes": args.train_minutes,
+                "max_steps": max_steps,
+                "seconds_per_step": round(step_s, 3),
+                "runtime_s": round(float(trained["train_runtime"]), 1),
+                "train_loss": round(float(trained["train_loss"]), 4),
+            },
+            "scores": {name: s.as_dict() for name, (s, _) in results.items()},
+            "gff3": verdict,
+            "timings_s": stages.timings,
+        }
+        (out / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for path, what in [
+            (
+                model_dir,
+                "model (Hub-ready: AutoModelForSeq2SeqLM.from_pretrained(DIR, trust_remote_code=True))",
+            ),
+            (prediction_gff, f"annotation of the held-out region, {verdict}"),
+            (genome.reference_gff, "held-out labels" + (" (Prodigal's)" if silver else "")),
+            (out / "scores.json", "scores of every predictor at every level, and the timings"),
+            (plot, "genome tracks: reference vs predictions"),
+        ]:
+            print(f"      {_shown(path):<40} {what}")
+    summary["timings_s"]["total"] = round(time.perf_counter() - started, 1)
+    (out / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\ndemo finished in {summary['timings_s']['total'] / 60:.1f} min")
+    return summary
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is inside it (shorter to read and to paste)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        demo(args)
+    except (DemoError, InputError) as err:
+        print(f"demo: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

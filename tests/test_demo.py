@@ -1,0 +1,168 @@
+"""`make demo` (demo.py): the held-out split, the plot, the error paths, and a reduced demo end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import demo
+from genome_io.baselines import coding_gene
+from genome_io.fasta import read_fasta
+from genome_io.gff import read_gff
+from genome_io.plot import match_kind, plot_gene_tracks
+from scoring import Scores
+from tests.fixtures.genomes import random_dna, write_text
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_clean_cut_moves_left_out_of_genes():
+    genes = [coding_gene(100, 400, "+"), coding_gene(350, 900, "-"), coding_gene(2000, 2300, "+")]
+    assert demo.clean_cut(genes, 1500) == 1500  # intergenic: stays
+    assert demo.clean_cut(genes, 700) == 100  # inside the 100-900 cluster: before its first gene
+    assert demo.clean_cut(genes, 100) == 100  # a cut before a gene's first base splits nothing
+    assert demo.clean_cut(genes, 2300) == 2000
+
+
+def test_split_genome_holds_out_the_end_of_the_longest_sequence():
+    records = [("short", random_dna(1000, seed=1)), ("long", random_dna(10_000, seed=2))]
+    genes = {
+        "short": [coding_gene(10, 300, "+")],
+        "long": [coding_gene(1000, 2000, "+"), coding_gene(7500, 8400, "-"), coding_gene(9001, 9900, "+")],
+    }
+    train, train_genes, held_out = demo.split_genome(records, genes, holdout_bp=2000)
+    assert (
+        held_out.seqid == "long" and held_out.start == 7500 and held_out.end == 10_000
+    )  # 8001 was inside a gene
+    assert dict(train)["short"] == records[0][1]
+    assert dict(train)["long"] + held_out.sequence == records[1][1]
+    assert train_genes == {"short": genes["short"], "long": genes["long"][:1]}
+    # Held-out genes are shifted onto the held-out sequence and keep their bases.
+    assert [(g.start, g.end, g.strand) for g in held_out.genes] == [(1, 901, "-"), (1502, 2401, "+")]
+    for original, shifted in zip(genes["long"][1:], held_out.genes, strict=True):
+        assert (
+            held_out.sequence[shifted.start - 1 : shifted.end]
+            == records[1][1][original.start - 1 : original.end]
+        )
+
+
+def test_split_genome_refuses_a_holdout_that_leaves_too_little_to_train_on():
+    with pytest.raises(demo.DemoError, match="lower --holdout_bp"):
+        demo.split_genome([("chr", random_dna(5000))], {}, holdout_bp=4000)
+
+
+def test_truncate_keeps_the_first_bases_in_file_order():
+    records = [("a", "A" * 100), ("b", "C" * 100), ("c", "G" * 100)]
+    assert demo.truncate(records, 150) == [("a", "A" * 100), ("b", "C" * 50)]
+
+
+def test_prepare_genome_with_a_user_gff(tiny_genome, tmp_path, capsys):
+    fasta, gff = tiny_genome
+    work = tmp_path / "work"
+    work.mkdir()
+    genome = demo.prepare_genome(fasta, gff, tmp_path, work, holdout_bp=2000)
+    held_out = genome.held_out
+    # 4001 falls inside the spliced gene at 3001-4200: the cut moves to its first base.
+    assert (held_out.seqid, held_out.start, held_out.end) == ("ctg1", 3001, 6000)
+    train = dict(read_fasta(genome.train_fasta))
+    assert len(train["ctg1"]) == 3000 and len(train["ctg2"]) == 3000
+    train_genes = read_gff(genome.train_gff, {s: len(q) for s, q in train.items()}).genes_by_seqid
+    assert [(g.start, g.end) for g in train_genes["ctg1"]] == [(101, 400), (1001, 1600)]
+    assert [g.start for g in train_genes["ctg2"]] == [201]  # the tRNA stays in training
+    reference = read_gff(genome.reference_gff).genes_by_seqid["ctg1"]
+    assert reference == held_out.genes
+    [spliced] = reference
+    assert spliced.transcripts[0].exons == ((1, 300), (501, 1200)) and spliced.transcripts[0].cds == (
+        101,
+        1000,
+    )
+    assert dict(read_fasta(genome.heldout_fasta))["ctg1"] == held_out.sequence
+
+
+def test_bad_user_gff_is_one_line_naming_file_and_line(tiny_genome, tmp_path, capsys):
+    fasta, _ = tiny_genome
+    bad = write_text(
+        tmp_path / "bad.gff3", "##gff-version 3\nctg1\tsynth\tgene\t101\tNOT_A_NUMBER\t.\t+\t.\tID=g1\n"
+    )
+    assert demo.main(["--fasta", str(fasta), "--gff", str(bad), "--out_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{bad}:2" in err
+
+
+def test_missing_embedded_genome_says_how_to_run_on_your_own(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(demo, "DEFAULT_GENOME", ("pyrodigal.tests.data", "no_such_genome.fna.gz"))
+    assert demo.main(["--out_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_genome.fna.gz" in err and "make demo DEMO_FASTA=genome.fa DEMO_GFF=genes.gff3" in err
+
+
+def test_default_genome_ships_with_pyrodigal():
+    path = demo.default_genome()
+    assert path.is_file() and path.name.endswith(".fna.gz")
+
+
+def test_match_kind_and_plot(tmp_path):
+    reference = [coding_gene(100, 999, "+"), coding_gene(2000, 2900, "-")]
+    assert match_kind(coding_gene(100, 999, "+"), reference) == "exact"
+    assert match_kind(coding_gene(400, 999, "+"), reference) == "3' only"
+    assert match_kind(coding_gene(2000, 2600, "-"), reference) == "3' only"  # a '-' gene stops at its start
+    assert match_kind(coding_gene(100, 999, "-"), reference) == "not in reference"
+    tracks = {"reference": reference, "model": [coding_gene(400, 999, "+")], "empty": []}
+    path = plot_gene_tracks(tracks, 120_000, tmp_path / "genes.png", title="t", offset=5000)
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_reduced_demo_end_to_end(tmp_path):
+    """The demo's own code path on a slice of the embedded genome, with a tiny model and budget."""
+    out = tmp_path / "demo"
+    command = [sys.executable, "demo.py", "--tiny", "--train_minutes", "0.1", "--genome_bp", "60000"]
+    command += ["--holdout_bp", "8000", "--out_dir", str(out)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "silver labels" in result.stdout
+    for stage in range(1, demo.STAGES + 1):
+        assert f"[{stage}/{demo.STAGES}]" in result.stdout
+
+    # The model directory is Hub-ready: config, weights, code, tokenizer and a model card.
+    model = out / "model"
+    for name in ("config.json", "model.safetensors", "modeling_gffmoe.py", "tokenizer.json", "README.md"):
+        assert (model / name).is_file(), name
+
+    gff3 = out / "annotation.gff3"
+    assert gff3.read_text().startswith("##gff-version 3")
+    if shutil.which("gt"):
+        check = subprocess.run(["gt", "gff3validator", str(gff3)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+
+    summary = json.loads((out / "scores.json").read_text())
+    assert summary["labels"] == "prodigal (silver)"
+    assert set(summary["scores"]) == {"GFF-MoE", "Prodigal", "ORF floor"}
+    for scores in summary["scores"].values():
+        assert set(scores) == set(Scores.levels())
+    assert summary["scores"]["ORF floor"]["gene_3prime"]["reference"] == len(
+        read_gff(out / "heldout_reference.gff3").genes_by_seqid.get(summary["held_out"]["seqid"], [])
+    )
+    assert (out / "genes.png").read_bytes()[:8] == PNG_MAGIC
+
+    # The printed reproduction command gives the same numbers.
+    reproduce = [sys.executable, "-m", "scoring", "--reference", str(out / "heldout_reference.gff3")]
+    reproduce += [
+        "--prediction",
+        str(gff3),
+        "--fasta",
+        str(out / "heldout.fna"),
+        "--baseline",
+        "orf",
+        "--json",
+    ]
+    scored = subprocess.run(reproduce, cwd=REPO, capture_output=True, text=True, check=True)
+    again = json.loads(scored.stdout)
+    assert again["prediction"] == summary["scores"]["GFF-MoE"]
+    assert again["orf"] == summary["scores"]["ORF floor"]
