@@ -73,6 +73,59 @@ def attention_bias(
     return bias
 
 
+class AttentionBias:
+    """The additive mask of one attention stack (ALiBi, causality, key padding), built per block of queries so
+    that a long window never holds a keys x keys matrix per head.
+
+    All layers of a stack share one instance, and it keeps the last block it built: an input that fits in one
+    block (every decoding step, every window up to `attention_chunk_size` tokens) builds its mask once per
+    forward instead of once per layer.
+    """
+
+    def __init__(
+        self,
+        query_length: int,
+        key_length: int,
+        block_size: int,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        past_length: int = 0,
+        slopes: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+        causal: bool = False,
+    ):
+        if key_padding_mask is not None and key_padding_mask.bool().all():
+            key_padding_mask = None  # nothing padded: one mask for the whole batch
+        self.blocks = [
+            slice(start, min(start + block_size, query_length))
+            for start in range(0, query_length, block_size)
+        ]
+        self.key_length = key_length
+        self.past_length = past_length
+        self.slopes = slopes
+        self.key_padding_mask = key_padding_mask
+        self.causal = causal and query_length > 1  # one query, the newest, has no future keys
+        self.device = device
+        self.dtype = dtype
+        self._last_block = (None, None)
+
+    def __getitem__(self, rows: slice) -> torch.Tensor | None:
+        if self.slopes is None and self.key_padding_mask is None and not self.causal:
+            return None
+        if self._last_block[0] != rows:
+            bias = attention_bias(
+                torch.arange(self.past_length + rows.start, self.past_length + rows.stop, device=self.device),
+                torch.arange(self.key_length, device=self.device),
+                self.slopes,
+                self.key_padding_mask,
+                self.causal,
+                self.dtype,
+            )
+            self._last_block = (rows, bias)
+        return self._last_block[1]
+
+
 def eager_attention_forward(
     module: nn.Module,
     query: torch.Tensor,
@@ -92,16 +145,14 @@ def eager_attention_forward(
 
 
 class GffMoeAttention(nn.Module):
-    """Multi-head attention with an additive ALiBi bias, computed in query chunks so that a long window never
-    holds a full keys x keys score matrix per head. Used for encoder, decoder and cross-attention."""
+    """Multi-head attention with an additive bias (ALiBi, causality, padding: see `AttentionBias`), computed in
+    blocks of queries. Used for encoder, decoder and cross-attention."""
 
-    def __init__(
-        self, config: GffMoeConfig, layer_idx: int | None = None, is_causal: bool = False, use_alibi=True
-    ):
+    def __init__(self, config: GffMoeConfig, layer_idx: int | None = None):
         super().__init__()
         self.config = config
         self.layer_idx = layer_idx
-        self.is_causal = is_causal
+        self.is_causal = False  # causality, where wanted, is part of the bias
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
@@ -109,16 +160,13 @@ class GffMoeAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        slopes = alibi_slopes(self.num_heads) if use_alibi else None
-        self.register_buffer("alibi_slopes", slopes, persistent=False)
 
     def forward(
         self,
         hidden_states: torch.Tensor,
+        bias: AttentionBias,
         key_value_states: torch.Tensor | None = None,
-        key_padding_mask: torch.Tensor | None = None,
         cache: Cache | None = None,
-        past_length: int = 0,
     ) -> torch.Tensor:
         is_cross_attention = key_value_states is not None
         batch, length = hidden_states.shape[:2]
@@ -141,33 +189,13 @@ class GffMoeAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
-        key_positions = torch.arange(key.shape[2], device=query.device)
         dropout = self.config.attention_probs_dropout_prob if self.training else 0.0
-        chunk = self.config.attention_chunk_size
-        outputs = []
-        for start in range(0, length, chunk):
-            query_positions = (
-                torch.arange(start, min(start + chunk, length), device=query.device) + past_length
-            )
-            bias = attention_bias(
-                query_positions,
-                key_positions,
-                self.alibi_slopes,
-                key_padding_mask,
-                self.is_causal,
-                query.dtype,
-            )
-            output, _ = attention_interface(
-                self,
-                query[:, :, start : start + chunk],
-                key,
-                value,
-                bias,
-                dropout=dropout,
-                scaling=self.scaling,
-                is_causal=False,
-            )
-            outputs.append(output)
+        outputs = [
+            attention_interface(
+                self, query[:, :, rows], key, value, bias[rows], dropout=dropout, scaling=self.scaling
+            )[0]
+            for rows in bias.blocks
+        ]
         output = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
         return self.o_proj(output.reshape(batch, length, -1))
 
@@ -211,12 +239,21 @@ class GffMoeEncoderLayer(GradientCheckpointingLayer):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        attended = self.self_attn(hidden_states, key_padding_mask=attention_mask)
+    def forward(self, hidden_states: torch.Tensor, bias: AttentionBias) -> torch.Tensor:
+        attended = self.self_attn(hidden_states, bias)
         hidden_states = self.self_attn_norm(hidden_states + self.dropout(attended))
         return self.mlp_norm(hidden_states + self.dropout(self.mlp(hidden_states)))
+
+
+@dataclass
+class GffMoeEncoderOutput(BaseModelOutput):
+    """The encoder output, which during generation also carries what every decoding step needs from the source and
+    would otherwise recompute over all of it: the memory (encoder states plus base-pair offset features), the
+    pointer keys and which source tokens can be pointed to. The model fills them in at the first cached step."""
+
+    memory: torch.Tensor | None = None
+    pointer_keys: torch.Tensor | None = None
+    pointable: torch.Tensor | None = None
 
 
 class GffMoeEncoder(nn.Module):
@@ -231,6 +268,8 @@ class GffMoeEncoder(nn.Module):
         self.embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList(GffMoeEncoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
+        self.config = config
 
     def forward(
         self,
@@ -240,17 +279,27 @@ class GffMoeEncoder(nn.Module):
         output_hidden_states: bool = False,
         return_dict: bool = True,
         **kwargs,
-    ) -> BaseModelOutput:
+    ) -> GffMoeEncoderOutput:
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         embeddings = self.embed_tokens(input_ids) + self.token_type_embeddings(token_type_ids)
         hidden_states = self.dropout(self.embedding_norm(embeddings))
+        length = hidden_states.shape[1]
+        bias = AttentionBias(
+            length,
+            length,
+            self.config.attention_chunk_size,
+            device=hidden_states.device,
+            dtype=hidden_states.dtype,
+            slopes=self.alibi_slopes,
+            key_padding_mask=attention_mask,
+        )
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
+            hidden_states = layer(hidden_states, bias)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
+        return GffMoeEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
 
 
 class GffMoeTokenOffsetEmbedding(nn.Module):
@@ -294,7 +343,8 @@ class GffMoeTopKRouter(nn.Module):
 @use_experts_implementation(has_bias=True)
 class GffMoeExperts(nn.Module):
     """GEGLU experts stored as 3D tensors, so transformers' grouped matmul dispatch (sort tokens by expert, one
-    grouped GEMM per projection) runs them; `forward` below is the readable eager reference."""
+    grouped GEMM per projection) runs them; `forward` below is the eager path (`experts_implementation="eager"`),
+    the same sort-based dispatch with one matmul per used expert."""
 
     def __init__(self, config: GffMoeConfig):
         super().__init__()
@@ -307,15 +357,26 @@ class GffMoeExperts(nn.Module):
         self.act_fn = ACT2FN["gelu"]
 
     def forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor):
-        output = torch.zeros_like(hidden_states)
-        for expert in top_k_index.unique().tolist():
-            token_idx, slot = torch.where(top_k_index == expert)
-            gate, up = F.linear(
-                hidden_states[token_idx], self.gate_up_proj[expert], self.gate_up_proj_bias[expert]
-            ).chunk(2, -1)
-            expert_out = F.linear(self.act_fn(gate) * up, self.down_proj[expert], self.down_proj_bias[expert])
-            output.index_add_(0, token_idx, expert_out * top_k_weights[token_idx, slot, None])
-        return output
+        # Sort the (token, slot) pairs by expert, so that each expert reads one contiguous block of rows.
+        expert_ids, order = top_k_index.flatten().sort()
+        token_idx = order // top_k_index.shape[-1]
+        rows_per_expert = torch.bincount(expert_ids, minlength=self.num_experts).tolist()
+        # unbind, not indexing: indexing one expert would backpropagate a full-size zero gradient per expert
+        experts = zip(
+            hidden_states[token_idx].split(rows_per_expert),
+            self.gate_up_proj.unbind(),
+            self.gate_up_proj_bias.unbind(),
+            self.down_proj.unbind(),
+            self.down_proj_bias.unbind(),
+            strict=True,
+        )
+        expert_outputs = []
+        for rows, gate_up_proj, gate_up_bias, down_proj, down_bias in experts:
+            if len(rows):
+                gate, up = F.linear(rows, gate_up_proj, gate_up_bias).chunk(2, -1)
+                expert_outputs.append(F.linear(self.act_fn(gate) * up, down_proj, down_bias))
+        weighted = torch.cat(expert_outputs) * top_k_weights.flatten()[order, None]
+        return torch.zeros_like(hidden_states).index_add_(0, token_idx, weighted)
 
 
 class GffMoeSparseMoeBlock(nn.Module):
@@ -338,21 +399,23 @@ def router_losses(
     num_experts: int,
     token_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Switch load-balancing loss, router z-loss and logging statistics for one layer.
+    """Switch load-balancing loss, router z-loss and logging statistics of one layer ([tokens, experts] logits,
+    [tokens, top_k] choices), or of several at once (a leading layer dimension, kept in every result).
 
     aux = E * sum_e f_e * P_e, with f_e the fraction of routed slots sent to expert e and P_e its mean router
     probability; it is 1 exactly when load and probability are uniform, larger when they concentrate.
     """
     if token_mask is not None:
         keep = token_mask.reshape(-1).bool()
-        router_logits, top_k_index = router_logits[keep], top_k_index[keep]
+        router_logits, top_k_index = router_logits[..., keep, :], top_k_index[..., keep, :]
     probs = router_logits.softmax(dim=-1)
-    load = F.one_hot(top_k_index, num_experts).float().sum(dim=(0, 1)) / max(top_k_index.numel(), 1)
+    slots = max(top_k_index.shape[-2] * top_k_index.shape[-1], 1)
+    load = F.one_hot(top_k_index, num_experts).sum(dim=(-3, -2)) / slots
     return {
-        "aux_loss": num_experts * (load * probs.mean(dim=0)).sum(),
-        "z_loss": torch.logsumexp(router_logits, dim=-1).square().mean(),
+        "aux_loss": num_experts * (load * probs.mean(dim=-2)).sum(-1),
+        "z_loss": torch.logsumexp(router_logits, dim=-1).square().mean(-1),
         "expert_load": load.detach(),
-        "router_entropy": -(probs * probs.clamp_min(1e-9).log()).sum(-1).mean().detach(),
+        "router_entropy": -(probs * probs.clamp_min(1e-9).log()).sum(-1).mean(-1).detach(),
     }
 
 
@@ -361,9 +424,9 @@ class GffMoeDecoderLayer(GradientCheckpointingLayer):
 
     def __init__(self, config: GffMoeConfig, layer_idx: int):
         super().__init__()
-        self.self_attn = GffMoeAttention(config, layer_idx, is_causal=True)
+        self.self_attn = GffMoeAttention(config, layer_idx)
         self.self_attn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.cross_attn = GffMoeAttention(config, layer_idx, use_alibi=False)
+        self.cross_attn = GffMoeAttention(config, layer_idx)
         self.cross_attn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.moe = GffMoeSparseMoeBlock(config)
         self.moe_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -373,18 +436,13 @@ class GffMoeDecoderLayer(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         memory: torch.Tensor,
-        memory_mask: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
+        self_attn_bias: AttentionBias,
+        cross_attn_bias: AttentionBias,
         cache: EncoderDecoderCache | None = None,
-        past_length: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        attended = self.self_attn(
-            hidden_states, key_padding_mask=attention_mask, cache=cache, past_length=past_length
-        )
+        attended = self.self_attn(hidden_states, self_attn_bias, cache=cache)
         hidden_states = self.self_attn_norm(hidden_states + self.dropout(attended))
-        attended = self.cross_attn(
-            hidden_states, key_value_states=memory, key_padding_mask=memory_mask, cache=cache
-        )
+        attended = self.cross_attn(hidden_states, cross_attn_bias, key_value_states=memory, cache=cache)
         hidden_states = self.cross_attn_norm(hidden_states + self.dropout(attended))
         moe_output, router_logits, top_k_index = self.moe(hidden_states)
         return self.moe_norm(hidden_states + self.dropout(moe_output)), router_logits, top_k_index
@@ -396,6 +454,8 @@ class GffMoeDecoder(nn.Module):
         self.embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList(GffMoeDecoderLayer(config, i) for i in range(config.decoder_layers))
+        self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
+        self.config = config
 
     def forward(
         self,
@@ -408,11 +468,31 @@ class GffMoeDecoder(nn.Module):
     ) -> tuple[BaseModelOutputWithPastAndCrossAttentions, list[torch.Tensor], list[torch.Tensor]]:
         past_length = cache.self_attention_cache.get_seq_length() if cache is not None else 0
         hidden_states = self.dropout(self.embedding_norm(inputs_embeds))
+        length, block_size = hidden_states.shape[1], self.config.attention_chunk_size
+        self_attn_bias = AttentionBias(
+            length,
+            past_length + length,
+            block_size,
+            device=hidden_states.device,
+            dtype=hidden_states.dtype,
+            past_length=past_length,
+            slopes=self.alibi_slopes,
+            key_padding_mask=attention_mask,
+            causal=True,
+        )
+        cross_attn_bias = AttentionBias(
+            length,
+            memory.shape[1],
+            block_size,
+            device=hidden_states.device,
+            dtype=hidden_states.dtype,
+            key_padding_mask=memory_mask,
+        )
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         router_logits, top_k_indices = [], []
         for layer in self.layers:
             hidden_states, logits, top_k_index = layer(
-                hidden_states, memory, memory_mask, attention_mask, cache=cache, past_length=past_length
+                hidden_states, memory, self_attn_bias, cross_attn_bias, cache=cache
             )
             router_logits.append(logits)
             top_k_indices.append(top_k_index)
@@ -456,8 +536,8 @@ class GffMoePreTrainedModel(PreTrainedModel):
             init.zeros_(module.down_proj_bias)
         elif isinstance(module, GffMoeTopKRouter):
             init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, GffMoeAttention) and module.alibi_slopes is not None:
-            init.copy_(module.alibi_slopes, alibi_slopes(module.num_heads))
+        elif isinstance(module, (GffMoeEncoder, GffMoeDecoder)):
+            init.copy_(module.alibi_slopes, alibi_slopes(self.config.num_attention_heads))
         elif isinstance(module, GffMoeTokenOffsetEmbedding):
             periods = 2.0 ** torch.linspace(1, 17, self.config.offset_frequencies)
             init.copy_(module.angular_frequencies, 2 * math.pi / periods)
@@ -513,11 +593,22 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             embeddings = torch.where(is_pointer[..., None], self.pointer_embedding(pointed), embeddings)
         return embeddings
 
+    def decoder_context(
+        self, encoder_states: torch.Tensor, attention_mask: torch.Tensor, token_offsets: torch.LongTensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The memory, and in the pointer scheme the pointer keys and the mask of pointable source tokens
+        (sequence tokens, not specials or padding): all the decoder needs from the encoder pass."""
+        memory = self.encoder_memory(encoder_states, token_offsets)
+        if not self.uses_pointers:
+            return memory, None, None
+        pointable = attention_mask.bool() & (token_offsets[..., 1] > token_offsets[..., 0])
+        return memory, self.pointer_key(memory), pointable
+
     def pointer_logits(
-        self, decoder_states: torch.Tensor, memory: torch.Tensor, pointable: torch.Tensor
+        self, decoder_states: torch.Tensor, pointer_keys: torch.Tensor, pointable: torch.Tensor
     ) -> torch.Tensor:
-        """Scaled dot product of each decoder state with each memory vector; -inf where nothing can be pointed to."""
-        scores = self.pointer_query(decoder_states) @ self.pointer_key(memory).transpose(1, 2)
+        """Scaled dot product of each decoder state with each pointer key; -inf where nothing can be pointed to."""
+        scores = self.pointer_query(decoder_states) @ pointer_keys.transpose(1, 2)
         scores = scores * self.config.hidden_size**-0.5
         return scores.masked_fill(~pointable[:, None, :], float("-inf"))
 
@@ -560,7 +651,9 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
                 "GffMoe needs `token_offsets` [batch, source_length, 2] (see tokenization.encode_source)"
             )
         cache = cache if cache is not None else past_key_values
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        continues_decoding = cache is not None
+        if use_cache is None:  # a training forward (labels given) has no use for a cache
+            use_cache = self.config.use_cache and labels is None
         output_hidden_states = bool(output_hidden_states)
         if self.training and self.is_activation_checkpointing:
             use_cache = False  # a replayed layer would write the cache twice
@@ -576,7 +669,21 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             attention_mask = torch.ones(
                 encoder_states.shape[:2], dtype=torch.long, device=encoder_states.device
             )
-        memory = self.encoder_memory(encoder_states, token_offsets)
+        if getattr(encoder_outputs, "memory", None) is not None:
+            memory, pointer_keys, pointable = (
+                encoder_outputs.memory,
+                encoder_outputs.pointer_keys,
+                encoder_outputs.pointable,
+            )
+        else:
+            memory, pointer_keys, pointable = self.decoder_context(
+                encoder_states, attention_mask, token_offsets
+            )
+            if continues_decoding and isinstance(encoder_outputs, GffMoeEncoderOutput):
+                # generate() hands the same encoder_outputs to every step: compute the context once, not per step
+                encoder_outputs["memory"] = memory
+                encoder_outputs["pointer_keys"] = pointer_keys
+                encoder_outputs["pointable"] = pointable
 
         if labels is not None:
             self._check_labels(labels, memory.shape[1])
@@ -598,18 +705,15 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         decoder_states = decoder_outputs.last_hidden_state
         logits = self.lm_head(self.lm_head_transform(decoder_states))
         if self.uses_pointers:
-            pointable = attention_mask.bool() & (token_offsets[..., 1] > token_offsets[..., 0])
             logits = torch.cat(
-                [logits, self.pointer_logits(decoder_states, memory, pointable).to(logits.dtype)], -1
+                [logits, self.pointer_logits(decoder_states, pointer_keys, pointable).to(logits.dtype)], -1
             )
 
         token_mask = labels.ne(-100) if labels is not None else decoder_attention_mask
-        stats = [
-            router_losses(layer_logits, layer_top_k, self.config.num_experts, token_mask)
-            for layer_logits, layer_top_k in zip(router_logits, top_k_indices, strict=True)
-        ]
-        aux_loss = torch.stack([s["aux_loss"] for s in stats]).mean()
-        z_loss = torch.stack([s["z_loss"] for s in stats]).mean()
+        stats = router_losses(
+            torch.stack(router_logits), torch.stack(top_k_indices), self.config.num_experts, token_mask
+        )
+        aux_loss, z_loss = stats["aux_loss"].mean(), stats["z_loss"].mean()
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
@@ -626,8 +730,8 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             encoder_hidden_states=encoder_outputs.hidden_states,
             aux_loss=aux_loss,
             z_loss=z_loss,
-            expert_load=torch.stack([s["expert_load"] for s in stats]),
-            router_entropy=torch.stack([s["router_entropy"] for s in stats]),
+            expert_load=stats["expert_load"],
+            router_entropy=stats["router_entropy"],
             router_logits=tuple(router_logits) if output_router_logits else None,
         )
 

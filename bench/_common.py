@@ -1,10 +1,13 @@
-"""Shared helpers for the model benchmarks: timing and a tiny GffMoe model."""
+"""Shared helpers for the model benchmarks: timing, parameter counts and a tiny GffMoe model."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's top-level modules
 
@@ -13,15 +16,38 @@ from modeling_gffmoe import GffMoeForConditionalGeneration  # noqa: E402
 
 
 def best_time(fn, repeats: int = 5, warmup: int = 2) -> float:
-    """Best wall time of `fn()` over `repeats` runs, after `warmup` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
+    """Best time of `fn()` over `repeats` runs, after `warmup` runs (clock as in `best_times`)."""
+    return best_times({"fn": fn}, repeats, warmup)["fn"]
+
+
+def best_times(
+    candidates: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """Best time of each candidate over `repeats` interleaved rounds (one run of each per round).
+
+    Interleaving exposes every candidate to the same background load, so their ratios stay meaningful on a
+    shared machine, and the minimum is the run least disturbed by it. With one torch thread the clock is the
+    process's CPU time, which other jobs taking turns on the cores do not inflate; with more, wall time.
+    """
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    best = dict.fromkeys(candidates, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in candidates.items():
+            start = clock()
+            fn()
+            best[name] = min(best[name], clock() - start)
+    return best
+
+
+def active_parameters(model: torch.nn.Module, num_experts: int, top_k: int) -> int:
+    """Parameters one token uses: expert weights (any name containing "expert") count top_k / num_experts."""
+    total = 0.0
+    for name, param in model.named_parameters():
+        total += param.numel() * (top_k / num_experts if "expert" in name else 1)
+    return round(total)
 
 
 def gffmoe(

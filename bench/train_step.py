@@ -1,15 +1,17 @@
 """Training tokens/s of GffMoe vs transformers' SwitchTransformers and T5 at matched width, depth and active
-parameters (same experts and top-1 for Switch, which only routes top-1; T5's d_ff = active expert width).
+parameters: same experts and top-1 for Switch (which only routes top-1); GffMoe's feed-forwards are GEGLU
+(3 x hidden x inner weights), so the ReLU feed-forwards of T5 and of Switch's experts get d_ff = 1.5 x inner.
 
     python bench/train_step.py [--hidden 128 --layers 2 --experts 8 --batch 8 --source 256 --target 64]
 
+The three models are timed in interleaved rounds (best of --repeats), so background load hits them alike.
 Target: GffMoe >= 1.2x SwitchTransformers tokens/s.
 """
 
 import argparse
 
 import torch
-from _common import best_time, gffmoe
+from _common import active_parameters, best_times, gffmoe
 from transformers import (
     SwitchTransformersConfig,
     SwitchTransformersForConditionalGeneration,
@@ -30,13 +32,15 @@ def main():
         ("batch", 8),
         ("source", 256),
         ("target", 64),
-        ("threads", 2),
+        ("threads", 1),
+        ("repeats", 5),
     ):
         parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     vocab, inner = 4096, 2 * args.hidden
+    matched_d_ff = 3 * inner // 2
     source = torch.randint(5, vocab, (args.batch, args.source))
     labels = torch.randint(5, vocab, (args.batch, args.target))
     offsets = torch.stack([torch.arange(args.source) * 4, torch.arange(args.source) * 4 + 4], -1).expand(
@@ -62,7 +66,7 @@ def main():
             SwitchTransformersForConditionalGeneration(
                 SwitchTransformersConfig(
                     **common,
-                    d_ff=inner,
+                    d_ff=matched_d_ff,
                     num_experts=args.experts,
                     expert_capacity=args.batch * args.source,
                     encoder_sparse_step=0,
@@ -71,10 +75,10 @@ def main():
             ),
             {},
         ),
-        "T5 (dense)": (T5ForConditionalGeneration(T5Config(**common, d_ff=inner)), {}),
+        "T5 (dense)": (T5ForConditionalGeneration(T5Config(**common, d_ff=matched_d_ff)), {}),
     }
     tokens = args.batch * (args.source + args.target)
-    speeds = {}
+    steps = {}
     for name, (model, extra) in models.items():
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -84,9 +88,14 @@ def main():
             model(input_ids=source, labels=labels, **extra).loss.backward()
             optimizer.step()
 
-        speeds[name] = tokens / best_time(step, repeats=3, warmup=1)
+        steps[name] = step
+    times = best_times(steps, repeats=args.repeats)
+    speeds = {name: tokens / seconds for name, seconds in times.items()}
+    for name, (model, _) in models.items():
+        top_k = 1 if name != "T5 (dense)" else args.experts
         print(
-            f"{name:<20} {speeds[name]:>9.0f} tokens/s  ({sum(p.numel() for p in model.parameters()):,} params)"
+            f"{name:<20} {speeds[name]:>9.0f} tokens/s  ({sum(p.numel() for p in model.parameters()):,} params, "
+            f"{active_parameters(model, args.experts, top_k):,} active)"
         )
     ours = speeds["GffMoe (top-1)"]
     print(

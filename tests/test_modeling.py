@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import math
+from unittest.mock import patch
 
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import GffMoeForConditionalGeneration, GffMoeSparseMoeBlock, alibi_slopes, router_losses
@@ -130,6 +132,18 @@ def test_query_chunked_attention_equals_unchunked():
     )
 
 
+def test_padded_batch_row_equals_the_sequence_alone():
+    """Row 1 (3 padding tokens) of a padded batch equals that sequence encoded alone, where nothing is padded
+    and the encoder drops the padding mask altogether."""
+    model = tiny_model()
+    batch = source_batch()
+    real = int(batch["attention_mask"][1].sum())
+    in_batch = model.encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state[1, :real]
+    alone_ids = batch["input_ids"][1:, :real]
+    alone = model.encoder(alone_ids, torch.ones_like(alone_ids)).last_hidden_state[0]
+    torch.testing.assert_close(alone, in_batch, atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------- router and experts
 
 
@@ -171,6 +185,29 @@ def test_grouped_dispatch_equals_eager_loop():
     grouped = moe_block(implementation="grouped_mm")
     eager = moe_block(implementation="eager")
     torch.testing.assert_close(grouped(tokens)[0], eager(tokens)[0], atol=1e-5, rtol=1e-4)
+
+
+def test_eager_dispatch_gradients_equal_grouped():
+    tokens = torch.randn(64, 32)
+    grads = []
+    for implementation in ("grouped_mm", "eager"):
+        block = moe_block(num_experts=8, implementation=implementation)
+        block(tokens)[0].square().sum().backward()
+        grads.append({name: param.grad for name, param in block.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_router_losses_of_stacked_layers_equal_each_layer():
+    layers, tokens, experts = 3, 20, 5
+    logits = torch.randn(layers, tokens, experts)
+    top_k = logits.topk(2, dim=-1).indices
+    mask = torch.rand(tokens) > 0.3
+    stacked = router_losses(logits, top_k, experts, mask)
+    for layer in range(layers):
+        single = router_losses(logits[layer], top_k[layer], experts, mask)
+        for name, value in single.items():
+            torch.testing.assert_close(stacked[name][layer], value, msg=name)
 
 
 def test_aux_loss_is_minimal_at_equal_load():
@@ -305,6 +342,41 @@ def test_cached_generation_equals_uncached(trained_model, beams):
     assert len(set(cached[0, 1:].tolist())) > 4  # not a constant sequence
     assert (cached >= VOCAB).sum() >= 4  # pointers were generated and fed back
     assert cached[0, 1:9].tolist() == TARGET[0][:8]  # it decodes what it learned
+
+
+def test_generation_carries_the_decoder_context_instead_of_recomputing_it(trained_model):
+    """The memory, pointer keys and pointable mask are computed once per encoder pass, carried on the encoder
+    output through every cached step, and equal what a step would recompute."""
+    batch = source_batch()
+    calls = []
+    compute = trained_model.decoder_context
+    with patch.object(
+        trained_model, "decoder_context", side_effect=lambda *args: calls.append(1) or compute(*args)
+    ):
+        trained_model.generate(**batch, max_new_tokens=6, num_beams=2, eos_token_id=None)
+    assert len(calls) == 1
+
+    encoder_outputs = trained_model.encoder(batch["input_ids"], batch["attention_mask"])
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    step = dict(encoder_outputs=encoder_outputs, attention_mask=batch["attention_mask"], cache=cache)
+    first = trained_model(
+        **step, token_offsets=batch["token_offsets"], decoder_input_ids=torch.ones(2, 1).long()
+    )
+    recomputed = trained_model.decoder_context(
+        encoder_outputs.last_hidden_state, batch["attention_mask"], batch["token_offsets"]
+    )
+    carried = (encoder_outputs.memory, encoder_outputs.pointer_keys, encoder_outputs.pointable)
+    for carried_tensor, recomputed_tensor in zip(carried, recomputed, strict=True):
+        torch.testing.assert_close(carried_tensor, recomputed_tensor)
+    # the next step reads the carried context: offsets that would change the memory change nothing now
+    next_ids = first.logits[:, -1].argmax(-1, keepdim=True)
+    moved = batch["token_offsets"] + 1000
+    carried_step = trained_model(**step, token_offsets=moved, decoder_input_ids=next_ids)
+    fresh_cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    full = trained_model(
+        **batch, decoder_input_ids=torch.cat([torch.ones(2, 1).long(), next_ids], 1), cache=fresh_cache
+    )
+    torch.testing.assert_close(carried_step.logits[:, -1], full.logits[:, -1], atol=1e-4, rtol=1e-4)
 
 
 def test_sampling_generates_within_pointable_slots():
