@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome
+from annotation.constraints import MIN_CODING_LENGTH
 from annotation.windows import tile  # noqa: F401 (re-exported for scripts and tests)
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
@@ -99,9 +100,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--genetic_code", type=int, help="NCBI translation table (default: 11 prokaryotes, else 1)"
     )
+    parser.add_argument(
+        "--coding_genes",
+        action=argparse.BooleanOptionalAction,
+        help="snap <gene> spans to ORFs while decoding (default: on for prokaryotes)",
+    )
+    parser.add_argument(
+        "--min_coding_length", type=int, default=MIN_CODING_LENGTH, help="bp of a snapped gene, stop included"
+    )
     parser.add_argument("--window_size", type=int, help="bp per window (default: the taxon's limit)")
     parser.add_argument(
-        "--overlap", type=int, help=f"bp shared by neighbouring windows (default {OVERLAP_FRACTION:.0%})"
+        "--overlap",
+        type=int,
+        help=f"bp shared by neighbouring windows (default {OVERLAP_FRACTION * 100:.0f}%% of the window)",
     )
     parser.add_argument("--max_new_tokens", type=int, help="generation budget per window")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -126,6 +137,8 @@ def main(argv=None) -> int:
             num_beams=args.num_beams,
             constraints=not args.no_constraints,
             genetic_code=args.genetic_code,
+            coding_genes=args.coding_genes,
+            min_coding_length=args.min_coding_length,
             window_size=args.window_size,
             overlap=args.overlap,
             max_new_tokens=args.max_new_tokens,

@@ -38,6 +38,8 @@ FORWARD_PARAMETERS = (
     "overlap",
     "num_beams",
     "constraints",
+    "coding_genes",
+    "min_coding_length",
     "max_new_tokens",
     "progress",
 )
@@ -65,7 +67,8 @@ class GffAnnotationPipeline(Pipeline):
 
     Call options: taxon ("prokaryotes"; sets the window size and genetic code), genetic_code,
     window_size, overlap (bp), window_batch_size (windows per `generate` call, default 4), num_beams,
-    constraints (biology-constrained decoding, default True), max_new_tokens (per window), progress (a
+    constraints (biology-constrained decoding, default True), coding_genes (snap gene spans to ORFs,
+    default: prokaryotes), min_coding_length (bp, default 90), max_new_tokens (per window), progress (a
     tqdm bar), source (GFF3 column 2, default "GFF-MoE"). `batch_size` keeps its pipeline meaning.
     """
 

@@ -22,7 +22,7 @@ from os import PathLike
 import torch
 from tqdm.auto import tqdm
 
-from .constraints import BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
+from .constraints import MIN_CODING_LENGTH, BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
 from .windows import Prediction, StitchStats, Window, place, stitch, tile
 
 try:  # flat in a saved model directory
@@ -81,11 +81,14 @@ class WindowAnnotator:
         constraints: bool = True,
         num_beams: int = 1,
         max_new_tokens: int | None = None,
+        coding_genes: bool = False,
+        min_coding_length: int = MIN_CODING_LENGTH,
     ):
         self.model, self.tokenizer = model.eval(), tokenizer
         self.vocab = GrammarVocab.from_tokenizer(tokenizer)
         self.code = GeneticCode(genetic_code)
         self.constraints, self.num_beams, self.max_new_tokens = constraints, num_beams, max_new_tokens
+        self.coding_genes, self.min_coding_length = coding_genes, min_coding_length
         self.pointers = getattr(model.config, "coordinate_scheme", "pointer") == "pointer"
 
     @torch.no_grad()
@@ -107,6 +110,8 @@ class WindowAnnotator:
                     [w.sequence for w in windows],
                     token_offsets.cpu().numpy() if self.pointers else None,
                     self.code,
+                    self.coding_genes,
+                    self.min_coding_length,
                 )
             )
         budget = self.max_new_tokens or max(64, TOKENS_PER_KB * max(len(w.sequence) for w in windows) // 1000)
@@ -208,6 +213,8 @@ def annotate_records(
     num_beams: int = 1,
     constraints: bool = True,
     genetic_code: int | None = None,
+    coding_genes: bool | None = None,
+    min_coding_length: int = MIN_CODING_LENGTH,
     window_size: int | None = None,
     overlap: int | None = None,
     max_new_tokens: int | None = None,
@@ -216,13 +223,18 @@ def annotate_records(
     """Annotate (seqid, sequence) records: (genes per seqid, 1-based; sequence lengths; statistics).
 
     `stats.scores[seqid]` runs parallel to `genes_by_seqid[seqid]` (mean token log-probability per gene).
+    `coding_genes` (default: on for prokaryotes, whose genes are single ORFs) snaps the spans of `<gene>`
+    records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`).
     """
     if taxon not in TAXA:
         raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
     size = window_size or TAXA[taxon][0]
     overlap = int(size * OVERLAP_FRACTION) if overlap is None else overlap
     code = genetic_code or GENETIC_CODES.get(taxon, 1)
-    annotator = WindowAnnotator(model, tokenizer, code, constraints, num_beams, max_new_tokens)
+    coding_genes = taxon == "prokaryotes" if coding_genes is None else coding_genes
+    annotator = WindowAnnotator(
+        model, tokenizer, code, constraints, num_beams, max_new_tokens, coding_genes, min_coding_length
+    )
     stats = AnnotationStats()
     seq_lengths: dict[str, int] = {}
     windows: dict[str, list[Window]] = {}

@@ -13,7 +13,20 @@ biologically impossible in this window's DNA:
 - coding spans (`<cds_all>`, `<cds>` + phase): a start codon at the 5' end, the first in-frame stop at
   the 3' end, length a multiple of 3, reading frame carried across the introns; an end that runs off an
   open window edge is exempt (any phase at an open 5' end, no stop needed at an open 3' end). Pseudogene
-  CDS are only held to the structure (they are broken by definition).
+  CDS are only held to the structure (they are broken by definition);
+- transcripts: at most `MAX_TRANSCRIPTS` per gene, never two identical ones in a gene (a weak model loops
+  on them), and no two consecutive genes alike in (start, end, strand, type).
+
+Coding-gene mode (`coding_genes=True`, the prokaryote default of the annotator): the grammar writes a
+gene's coordinates before its transcripts, so checking codons only at `<cds_all>` leaves a model whose
+coordinates are a few bases off with nothing but non-coding transcripts. In this mode the coordinates of
+a gene that can code (`<gene>`, `<protein_coding_gene>` on strand + or -) are snapped to open reading
+frames as they are written: the start to a start codon (minus strand: the left coordinate to a stop codon)
+whose frame has an in-frame stop in the window, the end to the first in-frame stop (minus strand: a start
+codon of that frame before the next upstream stop), genes at least `min_coding_length` bp, coordinates on
+an open window edge exempt as above (the open flag then becomes compulsory). Such a gene needs at least one
+transcript. The trade-off: a tRNA or rRNA written as `<gene>` is snapped to an ORF too (it loses exactness;
+gene-level scoring counts coding genes only); `<ncRNA_gene>` and `<pseudogene>` are not snapped.
 
 Per window, the DNA is coded once (`WindowTables`); the legal coding spans of a transcript are computed
 once when its exon chain is complete (a few hundred (start, end, phase) triples, numpy), then each
@@ -70,6 +83,9 @@ DEFAULT_START_CODONS = {11: ("ATG", "GTG", "TTG"), 4: ("ATG", "GTG", "TTG")}
 # Canonical splice sites as (intron's first two bases, last two bases), in transcription orientation.
 SPLICE_SITES = (("GT", "AG"), ("GC", "AG"), ("AT", "AC"))
 MIN_INTRON = 4
+MAX_TRANSCRIPTS = 16  # per gene; the shared genomes have at most a handful
+MIN_CODING_LENGTH = 90  # bp of a snapped gene, stop codon included (Prodigal's own minimum is 90)
+CODING_GENE_TYPES = ("gene", "protein_coding_gene")  # gene types whose span coding-gene mode snaps to an ORF
 _CODE = np.full(256, 4, dtype=np.int8)
 for _i, _b in enumerate("ACGT"):
     _CODE[ord(_b)] = _i
@@ -115,6 +131,7 @@ class WindowTables:
         # Bases a coordinate may name (pointer coordinates can only name bases inside DNA tokens).
         self.addressable = np.ones(self.length, bool) if addressable is None else addressable
         self._splice_cache: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._orf_cache: dict[tuple[str, int], np.ndarray] = {}
 
     def dinucleotide_at(self, motif: str) -> np.ndarray:
         """Boolean per position i: bases i, i+1 spell `motif` (False at the last base)."""
@@ -137,6 +154,18 @@ class WindowTables:
                 pairs.append((self.dinucleotide_at(left), np.concatenate([[0], np.cumsum(right_hits)])))
             self._splice_cache[strand] = pairs
         return self._splice_cache[strand]
+
+    def orfs(self, strand: str, min_length: int) -> np.ndarray:
+        """Every possible coding-gene span (start, end) on `strand`: start codon .. first in-frame stop,
+        at least `min_length` bp, or cut by a window edge (any frame, no length limit), sorted."""
+        key = (strand, min_length)
+        if key not in self._orf_cache:
+            n = self.length
+            spans = self.coding_spans(((0, n - 1),), strand, open5=True, open3=True).rows[:, :2]
+            start, end = spans[:, 0], spans[:, 1]
+            keep = (end > start) & ((end - start + 1 >= min_length) | (start == 0) | (end == n - 1))
+            self._orf_cache[key] = np.unique(spans[keep], axis=0)
+        return self._orf_cache[key]
 
     def coding_spans(
         self, exons: tuple[tuple[int, int], ...], strand: str, open5: bool, open3: bool
@@ -243,6 +272,7 @@ class GrammarVocab:
         self.pseudo_types = frozenset(
             i for name, i in types.items() if is_gene_type(name) and "pseudo" in name
         )
+        self.coding_gene_types = frozenset(i for name, i in types.items() if name in CODING_GENE_TYPES)
         self.transcript_types = np.array(sorted(i for name, i in types.items() if not is_gene_type(name)))
         self.strands = {vocab[token]: strand for token, strand in STRAND_TOKENS.items()}
         self.open_left, self.open_right = vocab[OPEN_LEFT], vocab[OPEN_RIGHT]
@@ -261,7 +291,9 @@ class GrammarVocab:
         self.gene_type_set = frozenset(self.gene_types.tolist())
         self.transcript_type_set = frozenset(self.transcript_types.tolist())
         # What may follow a finished gene header or transcript: a transcript, the next gene, or the end.
-        self.follow = np.concatenate([self.transcript_types, self.gene_types, [self.eos]])
+        self.next_gene = np.concatenate([self.gene_types, [self.eos]])
+        self.follow = np.concatenate([self.transcript_types, self.next_gene])
+        self.follow_set = frozenset(self.follow.tolist())
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> GrammarVocab:
@@ -326,6 +358,8 @@ class _Gene:
     pseudo: bool = False
     open_left: bool = False
     open_right: bool = False
+    type_id: int = -1
+    coding: bool = False  # coding-gene mode snaps its span to an ORF
 
 
 @dataclass(frozen=True)
@@ -348,6 +382,7 @@ class State:
 
     slot: str = "bos"  # bos, task, record, strand, coord, body, done
     prev: tuple[int, int] = (-1, -1)  # (start, end) of the previous gene, for canonical order
+    prev_kind: tuple[str, int] = (".", -1)  # its (strand, type id): no two consecutive genes alike
     gene: _Gene | None = None
     transcript: _Transcript | None = None
     purpose: str = ""  # which coordinate is being written
@@ -355,20 +390,36 @@ class State:
     legal: np.ndarray | None = None  # legal bases for the coordinate being written
     pending: int = -1  # the first coordinate of a pair (intron, CDS) while the second is written
     cds: tuple[int, int] = (-1, -1)  # the current transcript's CDS, once written
+    tokens: tuple[int, ...] = ()  # the current transcript's tokens so far (from its type)
+    done: frozenset[tuple[int, ...]] = frozenset()  # the gene's finished transcripts, as their tokens
 
 
 class Grammar:
     """The codec grammar over one window, with its biology. `step` and `allowed` never mutate a state."""
 
-    def __init__(self, vocab: GrammarVocab, tables: WindowTables, coordinates: CoordinateTokens):
+    def __init__(
+        self,
+        vocab: GrammarVocab,
+        tables: WindowTables,
+        coordinates: CoordinateTokens,
+        coding_genes: bool = False,
+        min_coding_length: int = MIN_CODING_LENGTH,
+    ):
         self.vocab, self.tables, self.coords = vocab, tables, coordinates
         self.length = tables.length
-        self._choices_cache: dict[tuple, np.ndarray] = {}
+        self.coding_genes, self.min_coding_length = coding_genes, min_coding_length
+        self._spans_cache: dict[tuple, CodingSpans] = {}
 
     # -------------------------------------------------------- allowed tokens
 
     def allowed(self, state: State) -> np.ndarray | None:
         """Ids allowed next (None: anything, the sequence is finished)."""
+        ids = self._grammar_allowed(state)
+        if ids is None or state.transcript is None or state.slot not in ("body", "coord"):
+            return ids
+        return self._without_repeats(state, ids)
+
+    def _grammar_allowed(self, state: State) -> np.ndarray | None:
         v = self.vocab
         if state.slot == "bos":
             return np.array([v.bos if state.gene is None else v.task])
@@ -392,19 +443,28 @@ class Grammar:
     def _body_allowed(self, state: State) -> np.ndarray:
         v, gene, tx = self.vocab, state.gene, state.transcript
         if tx is None:  # after the gene's coordinates
-            ids = [v.follow]
-            if gene.start == 0 and not gene.open_left and not gene.open_right:
+            finished = True
+            open_left = gene.start == 0 and not gene.open_left and not gene.open_right
+            open_right = gene.end == self.length - 1 and not gene.open_right
+            if gene.coding:  # an edge the ORF runs off must be marked open
+                finished = self._is_orf(gene, gene.open_left, gene.open_right)
+                open_left &= self._is_orf(gene, True, False) or (
+                    open_right and self._is_orf(gene, True, True)
+                )
+                open_right &= self._is_orf(gene, gene.open_left, True)
+            ids = [self._follow(state)] if finished else []
+            if open_left:
                 ids.append([v.open_left])
-            if gene.end == self.length - 1 and not gene.open_right:
+            if open_right:
                 ids.append([v.open_right])
-            return np.concatenate(ids)
+            return np.concatenate(ids).astype(np.int64)
         if tx.stage == "phase":
-            return v.follow
+            return self._follow(state)
         if tx.stage == "cds":  # after the CDS coordinates: a phase token, or phase 0 by omission
             phases = self._choices(state).phases(*state.cds)
             ids = [v.phase_ids[p] for p in phases if p]
-            return np.concatenate([ids, v.follow if 0 in phases else []]).astype(np.int64)
-        ids = [v.follow]
+            return np.concatenate([ids, self._follow(state) if 0 in phases else []]).astype(np.int64)
+        ids = [self._follow(state)]
         if tx.stage == "head" and self._span_possible(gene):
             ids.append([v.span])
         if tx.stage in ("head", "span") and self._intron_legal(state, tx.start).any():
@@ -419,9 +479,62 @@ class Grammar:
                 ids.append([v.cds])
         return np.concatenate(ids).astype(np.int64)
 
+    def _follow(self, state: State) -> np.ndarray:
+        """What may end the gene header or a transcript: another transcript, the next gene, the end."""
+        count = len(state.done) + (state.transcript is not None)
+        if count >= MAX_TRANSCRIPTS:
+            return self.vocab.next_gene
+        if count == 0 and state.gene.coding:
+            return self.vocab.transcript_types
+        return self.vocab.follow
+
+    # -------------------------------------------------------- no repeated transcripts
+
+    def _without_repeats(self, state: State, ids: np.ndarray) -> np.ndarray:
+        """`ids` minus the tokens after which every completion repeats one of the gene's transcripts."""
+        v = self.vocab
+        keep = np.ones(len(ids), bool)
+        if state.tokens in state.done:  # ending the transcript here would repeat one
+            keep &= ~np.isin(ids, v.follow)
+        # A token that continues along a finished transcript, or starts the next one like a finished one.
+        first_tokens = [t[0] for t in state.done | {state.tokens}]
+        risky = np.isin(ids, list(self._repeating(state))) | (
+            np.isin(ids, v.transcript_types) & np.isin(ids, first_tokens)
+        )
+        for k in np.flatnonzero(risky & keep):
+            keep[k] = self._has_new_completion(self.step(state, int(ids[k])))
+        return ids[keep]
+
+    def _repeating(self, state: State) -> set[int]:
+        """Next tokens that keep the current transcript a prefix of a finished one."""
+        n = len(state.tokens)
+        return {t[n] for t in state.done if len(t) > n and t[:n] == state.tokens}
+
+    def _has_new_completion(self, state: State) -> bool:
+        """Whether the current transcript can still end unlike all finished ones. Only paths along a
+        finished transcript are searched: any other token leaves them all, and the grammar has no dead ends."""
+        ids = self._grammar_allowed(state)
+        follows = np.isin(ids, self.vocab.follow)
+        if follows.any() and state.tokens not in state.done:
+            return True
+        repeating = self._repeating(state)
+        if any(int(i) not in repeating for i in ids[~follows]):
+            return True
+        return any(self._has_new_completion(self.step(state, t)) for t in repeating if t in ids)
+
     # -------------------------------------------------------- transitions
 
     def step(self, state: State, token: int) -> State:
+        after = self._advance(state, token)
+        if (
+            after.transcript is not None
+            and state.transcript is not None
+            and token not in self.vocab.follow_set
+        ):
+            after = replace(after, tokens=(*state.tokens, token))
+        return after
+
+    def _advance(self, state: State, token: int) -> State:
         v = self.vocab
         slot = state.slot
         if slot in ("bos", "task"):
@@ -431,20 +544,30 @@ class Grammar:
         if slot == "done" or token == v.eos:
             return replace(state, slot="done")
         if slot == "strand":
-            return self._coordinate(
-                replace(state, gene=replace(state.gene, strand=v.strands[token])), "gene_start"
-            )
+            strand = v.strands[token]
+            gene = replace(state.gene, strand=strand, coding=state.gene.coding and strand != ".")
+            return self._coordinate(replace(state, gene=gene), "gene_start")
         if slot == "coord":
             if state.first < 0:
                 return replace(state, first=token)
             value = self.coords.value(state.first, token)
             return self._coordinate_done(replace(state, first=-1), -1 if value is None else value)
         if token in v.gene_type_set:  # a new gene (from "record" or after the previous one)
-            prev = state.prev if state.gene is None else (state.gene.start, state.gene.end)
-            return State(slot="strand", prev=prev, gene=_Gene(pseudo=token in v.pseudo_types))
+            if state.gene is None:
+                prev, kind = state.prev, state.prev_kind
+            else:
+                prev, kind = (state.gene.start, state.gene.end), (state.gene.strand, state.gene.type_id)
+            gene = _Gene(
+                pseudo=token in v.pseudo_types,
+                type_id=token,
+                coding=self.coding_genes and token in v.coding_gene_types,
+            )
+            return State(slot="strand", prev=prev, prev_kind=kind, gene=gene)
         gene, tx = state.gene, state.transcript
         if token in v.transcript_type_set:
-            return replace(state, transcript=_Transcript(gene.start, gene.end, gene.start))
+            done = state.done if tx is None else state.done | {state.tokens}
+            transcript = _Transcript(gene.start, gene.end, gene.start)
+            return replace(state, transcript=transcript, tokens=(token,), done=done)
         if token == v.open_left:
             return replace(state, gene=replace(gene, open_left=True))
         if token == v.open_right:
@@ -497,11 +620,15 @@ class Grammar:
         gene, tx = state.gene, state.transcript
         if purpose == "gene_start":
             legal[max(state.prev[0], 0) : n - 1] = True
+            if state.prev[0] >= 0 and self._lowest_end(state, state.prev[0]) > n - 1:
+                legal[state.prev[0]] = False
+            if gene.coding:
+                legal &= self._mask(self._gene_orfs(state)[:, 0])
         elif purpose == "gene_end":
-            lowest = gene.start + 1
-            if gene.start == state.prev[0]:
-                lowest = max(lowest, state.prev[1])
-            legal[lowest:] = True
+            legal[self._lowest_end(state, gene.start) :] = True
+            if gene.coding:
+                orfs = self._gene_orfs(state)
+                legal &= self._mask(orfs[orfs[:, 0] == gene.start, 1])
         elif purpose == "span_start":
             legal[gene.start : gene.end] = True
         elif purpose == "span_end":
@@ -537,6 +664,35 @@ class Grammar:
             legal[a] |= left[a + 1] & (right_counts[hi] > right_counts[np.minimum(lo, hi)])
         return legal
 
+    def _mask(self, positions: np.ndarray) -> np.ndarray:
+        mask = np.zeros(self.length, bool)
+        mask[positions] = True
+        return mask
+
+    def _lowest_end(self, state: State, start: int) -> int:
+        """Canonical order: a gene starting where the previous one did ends no earlier (later if alike)."""
+        if start != state.prev[0]:
+            return start + 1
+        alike = state.prev_kind == (state.gene.strand, state.gene.type_id)
+        return max(start + 1, state.prev[1] + alike)
+
+    def _gene_orfs(self, state: State) -> np.ndarray:
+        """The ORF spans (start, end) a coding gene may take here: addressable, in canonical order."""
+        orfs = self.tables.orfs(state.gene.strand, self.min_coding_length)
+        start, end = orfs[:, 0], orfs[:, 1]
+        prev_start = state.prev[0]
+        lowest_end = start + 1
+        if prev_start >= 0:
+            lowest_end = np.where(start == prev_start, self._lowest_end(state, prev_start), lowest_end)
+        addressable = self.tables.addressable
+        return orfs[(start >= prev_start) & (end >= lowest_end) & addressable[start] & addressable[end]]
+
+    def _is_orf(self, gene: _Gene, open_left: bool, open_right: bool) -> bool:
+        """Whether the gene's span is one whole CDS, given which of its edges run off the window."""
+        open5, open3 = (open_left, open_right) if gene.strand == "+" else (open_right, open_left)
+        extent = (gene.start, gene.end)
+        return self._spans((extent,), gene.strand, open5, open3, False).has_whole(extent)
+
     def _span_possible(self, gene: _Gene) -> bool:
         return gene.end - gene.start >= 2  # some (a, b), a < b, inside the gene but not the gene itself
 
@@ -551,13 +707,17 @@ class Grammar:
         open3 = (
             (gene.open_right and tx.end == self.length - 1) if plus else (gene.open_left and tx.start == 0)
         )
-        key = (exons, gene.strand, open5, open3, gene.pseudo)
-        if key not in self._choices_cache:
-            if gene.pseudo:
-                self._choices_cache[key] = ChainSpans(exons)
-            else:
-                self._choices_cache[key] = self.tables.coding_spans(exons, gene.strand, open5, open3)
-        return self._choices_cache[key]
+        return self._spans(exons, gene.strand, open5, open3, gene.pseudo)
+
+    def _spans(
+        self, exons: tuple[tuple[int, int], ...], strand: str, open5: bool, open3: bool, pseudo: bool
+    ) -> CodingSpans:
+        key = (exons, strand, open5, open3, pseudo)
+        if key not in self._spans_cache:
+            self._spans_cache[key] = (
+                ChainSpans(exons) if pseudo else self.tables.coding_spans(exons, strand, open5, open3)
+            )
+        return self._spans_cache[key]
 
 
 # ---------------------------------------------------------------- the logits processor
@@ -581,14 +741,18 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
         sequences: Sequence[str],
         token_offsets: Sequence | None = None,
         code: GeneticCode | None = None,
+        coding_genes: bool = False,
+        min_coding_length: int = MIN_CODING_LENGTH,
     ) -> BiologyConstrainedLogitsProcessor:
-        """Constraints for a batch of windows; `token_offsets` (per window) selects pointer coordinates."""
+        """Constraints for a batch of windows; `token_offsets` (per window) selects pointer coordinates,
+        `coding_genes` snaps the spans of coding-capable genes to ORFs (see the module docstring)."""
         code = code or GeneticCode(11)
         grammars = []
         for i, dna in enumerate(sequences):
             offsets = None if token_offsets is None else np.asarray(token_offsets[i]).reshape(-1, 2)
             coordinates = CoordinateTokens(vocab, offsets, len(dna))
-            grammars.append(Grammar(vocab, WindowTables(dna, code, coordinates.addressable()), coordinates))
+            tables = WindowTables(dna, code, coordinates.addressable())
+            grammars.append(Grammar(vocab, tables, coordinates, coding_genes, min_coding_length))
         return cls(grammars)
 
     def state(self, item: int, prefix: Sequence[int]) -> State:

@@ -134,7 +134,9 @@ def test_genes_in_canonical_order_and_start_before_end():
     starts = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<+>", "<n0>"])
     assert "<n9>" not in starts and "<n10>" in starts
     ends = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<+>", *NUMBERS.encode(10), "<n0>"])
-    assert "<n20>" not in ends and "<n21>" in ends  # same start: end not before the previous end
+    assert "<n21>" not in ends and "<n22>" in ends  # same start: end after the previous end (a repeat)
+    ends = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<->", *NUMBERS.encode(10), "<n0>"])
+    assert "<n20>" not in ends and "<n21>" in ends  # the same span on the other strand is another gene
     assert "<n10>" not in allowed_after(ORF_DNA, ["<gene>", "<+>", *NUMBERS.encode(10), "<n0>"])
 
 
@@ -151,11 +153,12 @@ def test_pointer_coordinates_name_bases_inside_dna_tokens():
 
 
 def check_biology(gene, dna: str, table: int) -> None:
-    """Independent check (Biopython) of every rule the processor promises."""
+    """Independent check (Biopython) of every rule the processor promises. Open edges sit at a sequence
+    end: the window's, or (for stitched genes) the contig's or an N gap's."""
     n = len(dna)
     assert 0 <= gene.start < gene.end < n
-    assert not gene.open_left or gene.start == 0
-    assert not gene.open_right or gene.end == n - 1
+    assert not gene.open_left or gene.start == 0 or dna[gene.start - 1] == "N"
+    assert not gene.open_right or gene.end == n - 1 or dna[gene.end + 1] == "N"
     for t in gene.transcripts:
         assert gene.start <= t.start and t.end <= gene.end
         for (_, a), (b, _) in zip(t.exons, t.exons[1:], strict=False):
@@ -165,7 +168,7 @@ def check_biology(gene, dna: str, table: int) -> None:
             continue
         assert gene.strand in "+-"
         seq = "".join(dna[s : e + 1] for s, e in t.cds_segments())
-        open5, open3 = gene.open_left and t.cds[0] == 0, gene.open_right and t.cds[1] == n - 1
+        open5, open3 = gene.open_left and t.cds[0] == gene.start, gene.open_right and t.cds[1] == gene.end
         if gene.strand == "-":
             seq, open5, open3 = revcomp(seq), open3, open5
         if not open5:
@@ -178,12 +181,15 @@ def check_biology(gene, dna: str, table: int) -> None:
             assert len(coding) % 3 == 0 and protein.endswith("*") and "*" not in protein[:-1]
 
 
-def sample_constrained(dnas, table, steps, seed, structure_bias=2.0):
+def sample_constrained(dnas, table, steps, seed, structure_bias=2.0, also_favoured=(), **options):
     """Random logits through the processor (sampling), returning the token strings per window."""
     generator = torch.Generator().manual_seed(seed)
-    processor = BiologyConstrainedLogitsProcessor.for_windows(GRAMMAR_VOCAB, dnas, code=GeneticCode(table))
+    processor = BiologyConstrainedLogitsProcessor.for_windows(
+        GRAMMAR_VOCAB, dnas, code=GeneticCode(table), **options
+    )
     ids = torch.full((len(dnas), 1), VOCAB["<bos>"])
     favoured = [VOCAB[t] for t in ("<cds_all>", "<cds>", "<introns>", "<mRNA>", "<open_l>", "<open_r>")]
+    favoured += [VOCAB[t] for t in also_favoured]
     for _ in range(steps):
         scores = torch.randn(len(dnas), len(VOCAB), generator=generator) * 2
         scores[:, favoured] += structure_bias
@@ -231,3 +237,132 @@ def test_beam_rows_are_grouped_by_window():
     legal = [{token_name(i) for i in np.flatnonzero(np.isfinite(row.numpy()))} for row in out]
     assert legal[0] == legal[1] and legal[2] == legal[3]
     assert "<n28>" in legal[0] and "<n29>" not in legal[0] and "<n38>" in legal[2]
+
+
+# ---------------------------------------------------------------- coding-gene mode: gene spans are ORFs
+
+
+def check_orf_span(gene, dna: str, table: int, min_length: int) -> None:
+    """Independent check (Biopython) that a snapped gene's span is an ORF; open edges exempt."""
+    n = len(dna)
+    seq = dna[gene.start : gene.end + 1]
+    open5, open3 = gene.open_left, gene.open_right
+    if gene.strand == "-":
+        seq, open5, open3 = revcomp(seq), open3, open5
+    if not (open5 or open3 or gene.start == 0 or gene.end == n - 1):
+        assert len(seq) >= min_length
+    if not open5:
+        assert seq[:3] in STARTS[table]
+    frames = [0] if not open5 else [len(seq) % 3] if not open3 else [0, 1, 2]
+    proteins = [str(Seq(seq[f:][: (len(seq) - f) // 3 * 3]).translate(table=table)) for f in frames]
+    if open3:
+        assert any("*" not in p for p in proteins)
+    else:
+        assert len(seq[frames[0] :]) % 3 == 0
+        assert proteins[0].endswith("*") and "*" not in proteins[0][:-1]  # the FIRST in-frame stop
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coding_gene_mode_snaps_gene_spans_to_orfs(seed):
+    dnas = [random_dna(900, seed=seed), revcomp(random_dna(700, seed=seed + 20))]
+    tokens = sample_constrained(
+        dnas, 11, 300, seed, also_favoured=["<gene>", "<+>", "<->"], coding_genes=True, min_coding_length=60
+    )
+    snapped = 0
+    for dna, sample in zip(dnas, tokens, strict=True):
+        result = decode(sample[: sample.index("<eos>") + 1] if "<eos>" in sample else sample, NUMBERS)
+        assert len(result.errors) <= 1
+        for gene in result.genes:
+            check_biology(gene, dna, 11)
+            if gene.type == "gene" and gene.strand in "+-":
+                check_orf_span(gene, dna, 11, 60)
+                assert gene.transcripts  # a coding gene has at least one transcript
+                snapped += 1
+            assert len(gene.transcripts) == len(set(gene.transcripts)) <= 16  # no repeats
+    assert snapped >= 3
+
+
+def allowed_coding(dna: str, tokens: list[str], min_coding_length: int = 9, offsets=None) -> set[str]:
+    processor = BiologyConstrainedLogitsProcessor.for_windows(
+        GRAMMAR_VOCAB,
+        [dna],
+        None if offsets is None else [offsets],
+        coding_genes=True,
+        min_coding_length=min_coding_length,
+    )
+    ids = [token_id(t) for t in ["<bos>", "[ATT]", *tokens]]
+    return {token_name(int(i)) for i in processor.grammars[0].allowed(processor.state(0, ids))}
+
+
+def test_coding_gene_mode_minimum_length_and_pointers():
+    # ORFs: 10..21 (12 bp) and 30..62 (ATG + 9 codons + TAG, 33 bp); C-runs hold no start or stop.
+    dna = "C" * 10 + "ATGGCTGCTTAA" + "C" * 8 + "ATG" + "GCT" * 9 + "TAG" + "C" * 10
+    assert dna[30:33] == "ATG" and dna[60:63] == "TAG"
+    starts = allowed_coding(dna, ["<gene>", "<+>", "<n0>"], min_coding_length=9)
+    assert starts == {"<n0>", "<n10>", "<n30>"}  # 0: a gene cut by the open left edge
+    assert allowed_coding(dna, ["<gene>", "<+>", "<n0>"], min_coding_length=20) == {"<n0>", "<n30>"}
+    assert allowed_coding(dna, ["<gene>", "<+>", "<n0>", "<n30>", "<n0>"]) == {"<n62>"}
+    # not snapped: other gene types, and the mode off
+    assert "<n11>" in allowed_coding(dna, ["<ncRNA_gene>", "<+>", "<n0>"])
+    assert "<n11>" in allowed_after(dna, ["<gene>", "<+>", "<n0>"])
+    # pointers: only tokens holding a legal base, then only its legal offsets
+    offsets = [(0, 0), (0, 12), (12, 31), (31, 50), (50, len(dna)), (0, 0)]
+    assert allowed_coding(dna, ["<gene>", "<+>"], 20, offsets) == {"<@1>", "<@2>"}
+    assert allowed_coding(dna, ["<gene>", "<+>", "<@2>"], 20, offsets) == {"<o18>"}
+    assert allowed_coding(dna, ["<gene>", "<+>", "<@2>", "<o18>"], 20, offsets) == {"<@4>"}
+
+
+def test_coding_gene_at_the_window_edge_must_be_marked_open():
+    dna = "GCTGCTTAA" + "C" * 20  # the left edge cuts the ORF: no start codon
+    head = ["<gene>", "<+>", *NUMBERS.encode(0), *NUMBERS.encode(8)]
+    assert allowed_coding(dna, head) == {"<open_l>"}
+    assert "<cds_all>" in allowed_coding(dna, [*head, "<open_l>", "<direct>"])
+
+
+def test_repeated_transcripts_are_banned():
+    gene = [*gene_head(10, 21), "<direct>", "<cds_all>"]
+    assert "<direct>" in allowed_after(ORF_DNA, gene)
+    assert "<cds_all>" not in allowed_after(ORF_DNA, [*gene, "<direct>"])  # only a repeat follows it
+    no_cds = [*gene, "<direct>", "<tRNA>"]
+    assert "<eos>" in allowed_after(ORF_DNA, no_cds)
+    # <direct> alone and with the whole CDS are taken: a third <direct> needs its own <span>
+    third = allowed_after(ORF_DNA, [*gene, "<direct>", "<direct>"])
+    assert "<eos>" not in third and "<cds_all>" not in third and "<span>" in third
+    # a 2 bp gene has one possible <direct> transcript: no second one
+    tiny = allowed_after(ORF_DNA, [*gene_head(10, 11), "<direct>"])
+    assert "<direct>" not in tiny and "<mRNA>" in tiny
+
+
+def greedy(dna: str, wanted: list, coding_genes: bool = True) -> list[str]:
+    """Greedy decoding of a 'model' whose logits peak at each wanted token (coordinates: near a base)."""
+    processor = BiologyConstrainedLogitsProcessor.for_windows(
+        GRAMMAR_VOCAB, [dna], coding_genes=coding_genes, min_coding_length=30
+    )
+    ids = torch.tensor([[VOCAB["<bos>"]]])
+    for want in ["[ATT]", *wanted, "<eos>"]:
+        scores = torch.zeros(1, len(VOCAB))
+        if isinstance(want, int):  # a base position: logits fall off with the distance from it
+            for k in range(len(dna)):
+                scores[0, VOCAB[f"<n{k}>"]] = -abs(k - want)
+        else:
+            scores[0, VOCAB[want]] = 10.0
+        next_id = processor(ids, scores).argmax(-1, keepdim=True)
+        ids = torch.cat([ids, next_id], 1)
+    return [token_name(i) for i in ids[0].tolist()]
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_a_slightly_wrong_gene_is_snapped_to_the_true_orf(strand):
+    orf = "ATG" + "GCT" * 15 + "TAA"  # 51 bp at 20..70
+    dna = "C" * 20 + orf + "C" * 20
+    start, end = 20, 70
+    if strand == "-":
+        dna = revcomp(dna)
+        start, end = len(dna) - 1 - end, len(dna) - 1 - start
+    wanted = ["<gene>", f"<{strand}>", "<n0>", start + 2, "<n0>", end + 4, "<direct>", "<cds_all>"]
+    genes = decode(greedy(dna, wanted), NUMBERS).genes
+    assert [(g.start, g.end, g.strand) for g in genes] == [(start, end, strand)]
+    assert genes[0].transcripts[0].cds == (start, end)
+    check_orf_span(genes[0], dna, 11, 30)
+    free = decode(greedy(dna, wanted, coding_genes=False), NUMBERS).genes  # unsnapped: the wrong span
+    assert [(g.start, g.end) for g in free] == [(start + 2, end + 4)] and not free[0].transcripts[0].cds
