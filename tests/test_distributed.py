@@ -1,0 +1,126 @@
+"""Distributed training on CPU through the real launchers (gloo on loopback), and exact resumption."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
+
+import train
+from tests.fixtures.training import (
+    REPO,
+    baked_tiny_genome,
+    cli_env,
+    run_cli,
+    tiny_checkpoint,
+    write_orf_dataset,
+)
+
+__all__ = ["baked_tiny_genome", "tiny_checkpoint"]  # fixtures used here
+
+LAUNCH_TIMEOUT = 300
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_argv(model_dir, dataset_dir, output_dir, *extra) -> list[str]:
+    return [
+        "--model_name_or_path", str(model_dir), "--dataset_dir", str(dataset_dir), "--output_dir", str(output_dir),
+        "--per_device_train_batch_size", "2", "--learning_rate", "3e-3", "--logging_steps", "1",
+        "--report_to", "none", "--seed", "0", "--dataloader_num_workers", "0", "--max_source_tokens", "256",
+        "--max_target_tokens", "48", *extra,
+    ]  # fmt: skip
+
+
+def final_weights(directory) -> dict[str, torch.Tensor]:
+    return load_file(directory / "model.safetensors")
+
+
+def train_losses(directory) -> list[float]:
+    state = json.loads((directory / "trainer_state.json").read_text())
+    return [log["loss"] for log in state["log_history"] if "loss" in log]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, tiny_checkpoint, baked_tiny_genome):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu_ddp.yaml",
+               "--main_process_port", str(free_port()), "train.py",
+               *train_argv(tiny_checkpoint, baked_tiny_genome, out, "--max_steps", "12", "--save_steps", "6")]  # fmt: skip
+    result = run_cli(command, timeout=LAUNCH_TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["world_size"] == 2  # really two processes, not one that says so
+    assert results["replicas_identical"] == 1.0  # every rank ends with the same weights
+    assert sorted(p.name for p in (out / "checkpoint-12").glob("rng_state_*.pth")) == [
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    ]
+    assert (out / "checkpoint-6" / "model.safetensors").is_file()
+    losses = train_losses(out)
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3  # it learns
+    # A per-rank mean loss, not multiplied by the world size (an untrained model scores about log(#classes)).
+    assert losses[0] < math.log(2 * len(AutoTokenizer.from_pretrained(tiny_checkpoint))) + 1
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpoint, baked_tiny_genome):
+    out, port = tmp_path / "multinode", free_port()
+    args = train_argv(tiny_checkpoint, baked_tiny_genome, out, "--max_steps", "4", "--save_strategy", "no")
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NNODES": "2", "GPUS_PER_NODE": "1",
+           "PYTHON": sys.executable}  # fmt: skip
+    nodes = [
+        subprocess.Popen(
+            ["./accelerate_configs/launch_distributed.sh", *args],
+            cwd=REPO,
+            env=cli_env(**env, NODE_RANK=str(rank)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        logs = [node.communicate(timeout=LAUNCH_TIMEOUT)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    assert "node 1/2, 1 processes per node" in logs[1]
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["world_size"] == 2 and results["replicas_identical"] == 1.0
+
+
+@pytest.mark.slow
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path, tiny_checkpoint):
+    torch.set_num_threads(1)
+    dataset = write_orf_dataset(tmp_path / "data", n_train=24, n_validation=0, length=400)
+    schedule = ["--max_steps", "8", "--save_steps", "4", "--save_total_limit", "3"]
+    straight = tmp_path / "straight"
+    assert train.main(train_argv(tiny_checkpoint, dataset, straight, "--use_cpu", *schedule)) == 0
+
+    # A second run stops after checkpoint-4 (it is the first run's state at step 4) and resumes from it.
+    resumed = tmp_path / "resumed"
+    resume = ["--resume_from_checkpoint", str(straight / "checkpoint-4")]
+    assert train.main(train_argv(tiny_checkpoint, dataset, resumed, "--use_cpu", *schedule, *resume)) == 0
+
+    expected, actual = final_weights(straight), final_weights(resumed)
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    # Same batches at steps 5-8 (the data was not replayed from the start); the checkpoint's history is kept.
+    assert train_losses(resumed) == train_losses(straight) and len(train_losses(straight)) == 8
+    assert not torch.equal(
+        final_weights(straight / "checkpoint-4")["shared.weight"], expected["shared.weight"]
+    )

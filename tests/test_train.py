@@ -1,0 +1,275 @@
+"""train.py and training/: data preparation, collation, logging, metrics, outputs and argument errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+from transformers import AutoTokenizer
+
+import train
+from tests.fixtures.training import baked_tiny_genome, run_cli, tiny_checkpoint, write_orf_dataset
+from tokenization.codec import text_to_genes
+from tokenization.features import DIRECT, Gene, Transcript
+from tokenization.tokenizer import decode_ids
+from training.data import GffMoeCollator, coordinate_scheme, load_windows, padding_fraction, prepare_windows
+from training.metrics import AnnotationScorer
+from training.trainer import router_logs
+
+__all__ = ["baked_tiny_genome", "tiny_checkpoint"]  # fixtures used here
+
+
+def test_collator_pads_every_column_with_its_own_value():
+    features = [
+        {
+            "input_ids": [1, 5, 6, 2],
+            "attention_mask": [1, 1, 1, 1],
+            "token_offsets": [(0, 0), (0, 3), (3, 7), (0, 0)],
+            "labels": [9, 10, 11],
+            "length": 7,
+        },
+        {
+            "input_ids": [1, 5, 2],
+            "attention_mask": [1, 1, 1],
+            "token_offsets": [(0, 0), (0, 4), (0, 0)],
+            "labels": [9],
+            "length": 4,
+        },
+    ]
+    batch = GffMoeCollator(pad_token_id=3)(features)
+    assert set(batch) == {"input_ids", "attention_mask", "token_offsets", "labels"}
+    assert batch["input_ids"].tolist() == [[1, 5, 6, 2], [1, 5, 2, 3]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["token_offsets"].shape == (2, 4, 2) and batch["token_offsets"].dtype == torch.long
+    assert batch["token_offsets"][1].tolist() == [[0, 0], [0, 4], [0, 0], [0, 0]]
+    assert batch["labels"].tolist() == [[9, 10, 11], [9, -100, -100]]
+    assert padding_fraction(batch) == pytest.approx(
+        {"padding_fraction_source": 1 / 8, "padding_fraction_target": 2 / 6}
+    )
+    padded = GffMoeCollator(pad_token_id=3, pad_to_multiple_of=8)(features)
+    assert padded["input_ids"].shape == (2, 8) and padded["token_offsets"].shape == (2, 8, 2)
+    assert padded["labels"].shape == (2, 8) and (padded["labels"][:, 3:] == -100).all()
+
+
+def test_prepared_labels_decode_back_to_the_stored_genes(tmp_path, tiny_checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    windows, _ = load_windows(
+        write_orf_dataset(tmp_path / "data", n_train=6, n_validation=1), ["prokaryotes"]
+    )
+    for scheme_name in ("pointer", "number"):
+        prepared = prepare_windows(windows, tokenizer, scheme_name)
+        assert set(prepared.column_names) == {
+            "input_ids",
+            "attention_mask",
+            "token_offsets",
+            "labels",
+            "length",
+            "target_truncated",
+        }
+        for window, row in zip(windows, prepared, strict=True):
+            scheme = coordinate_scheme(scheme_name, row["token_offsets"], len(tokenizer))
+            decoded = decode_ids(row["labels"], tokenizer, scheme)
+            assert not decoded.errors and decoded.genes == text_to_genes(window["target"]).genes
+            assert row["length"] == len(row["input_ids"]) + len(row["labels"])
+            assert any(i >= len(tokenizer) for i in row["labels"]) == (scheme_name == "pointer")
+
+
+def test_truncated_source_cuts_genes_at_the_last_seen_base(tmp_path, tiny_checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    windows, _ = load_windows(
+        write_orf_dataset(tmp_path / "data", n_train=8, n_validation=1), ["prokaryotes"]
+    )
+    prepared = prepare_windows(windows, tokenizer, "pointer", max_source_tokens=40, max_target_tokens=9)
+    for window, row in zip(windows, prepared, strict=True):
+        assert len(row["input_ids"]) <= 40 and len(row["labels"]) <= 9
+        covered = max(end for _, end in row["token_offsets"])
+        gene = text_to_genes(window["target"]).genes[0]
+        scheme = coordinate_scheme("pointer", row["token_offsets"], len(tokenizer))
+        expected = gene.clip(0, covered - 1)
+        if row["target_truncated"]:
+            continue
+        decoded = decode_ids(row["labels"], tokenizer, scheme).genes
+        assert decoded == ([expected] if expected is not None else [])
+        if expected is not None and gene.end >= covered:
+            assert decoded[0].open_right
+
+
+def test_router_logs_flatten_per_layer_statistics():
+    outputs = SimpleNamespace(
+        aux_loss=torch.tensor(1.5),
+        z_loss=torch.tensor(0.25),
+        router_entropy=torch.tensor([0.5, 0.75]),
+        expert_load=torch.tensor([[0.25, 0.75], [1.0, 0.0]]),
+    )
+    logs = router_logs(outputs)
+    assert logs["router/aux_loss"] == 1.5 and logs["router/z_loss"] == 0.25
+    assert logs["router/router_entropy_layer1"] == 0.75
+    assert (
+        logs["router/expert_load_layer0_expert1"] == 0.75 and logs["router/expert_load_layer1_expert0"] == 1.0
+    )
+    assert router_logs(SimpleNamespace()) == {}
+
+
+def test_scorer_counts_exact_matches_only():
+    def coding(start, end, strand="+"):
+        return Gene(start, end, strand, "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
+
+    reference = [coding(10, 99), coding(200, 299, "-")]
+    scorer = AnnotationScorer()
+    scorer.add(
+        reference, [coding(10, 99), coding(200, 298, "-")]
+    )  # minus strand: right stop (left), wrong start
+    scorer.add([Gene(5, 16, "+")], [Gene(5, 16, "+")])  # a non-coding record, exactly right
+    result = scorer.result()
+    assert result["gene_exact_f1"] == pytest.approx(0.5)
+    assert result["gene_3prime_f1"] == pytest.approx(1.0)
+    assert result["record_f1"] == pytest.approx(2 * 2 / (3 + 3))
+    assert result["window_exact"] == pytest.approx(0.5)
+    assert result["start_exact"] == 1 and result["end_exact"] == pytest.approx(2 / 3)
+    assert result["end_error_bp"] == pytest.approx(1 / 3) and result["start_error_bp"] == 0
+
+
+def _train_args(model_dir, dataset_dir, output_dir, *extra):
+    return [
+        "--model_name_or_path", str(model_dir), "--dataset_dir", str(dataset_dir), "--output_dir", str(output_dir),
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--learning_rate", "3e-3",
+        "--logging_steps", "2", "--report_to", "none", "--use_cpu", "--seed", "0", "--dataloader_num_workers", "0",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_path, tiny_checkpoint):
+    torch.set_num_threads(1)
+    dataset = write_orf_dataset(tmp_path / "data", n_train=16, n_validation=4, length=400)
+    out = tmp_path / "run"
+    argv = _train_args(tiny_checkpoint, dataset, out, "--max_steps", "6", "--save_steps", "3", "--save_total_limit", "1",
+                       "--eval_strategy", "steps", "--eval_steps", "6", "--generation_max_length", "20")  # fmt: skip
+    assert train.main(argv) == 0
+
+    state = json.loads((out / "trainer_state.json").read_text())
+    train_logs = [log for log in state["log_history"] if "loss" in log]
+    assert train_logs and all(
+        "router/aux_loss" in log and "padding_fraction_source" in log for log in train_logs
+    )
+    assert all(0 <= log["padding_fraction_target"] < 1 for log in train_logs)
+    assert any(key.startswith("router/expert_load_layer0_expert") for key in train_logs[0])
+    assert any(key.startswith("router/router_entropy_layer0") for key in train_logs[0])
+    eval_logs = [log for log in state["log_history"] if "eval_record_f1" in log]
+    assert eval_logs and {"eval_loss", "eval_gene_exact_f1", "eval_exon_f1", "eval_window_exact"} <= set(
+        eval_logs[-1]
+    )
+    results = json.loads((out / "train_results.json").read_text())
+    assert results["world_size"] == 1 and results["replicas_identical"] == 1.0
+
+    # save_total_limit keeps one checkpoint; the final directory is a Hub repository.
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-6"]
+    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+                 "configuration_gffmoe.py", "modeling_gffmoe.py", "README.md"):  # fmt: skip
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(config["auto_map"])
+    front_matter = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    assert front_matter["library_name"] == "transformers" and front_matter["pipeline_tag"]
+    assert {"genomics", "gene-annotation", "gff3", "dnabert-2", "mixture-of-experts"} <= set(
+        front_matter["tags"]
+    )
+    assert front_matter["datasets"] and "gene_exact_f1" in front_matter["metrics"]
+    card_metrics = {m["type"]: m["value"] for m in front_matter["model-index"][0]["results"][0]["metrics"]}
+    assert card_metrics["gene_exact_f1"] == pytest.approx(eval_logs[-1]["eval_gene_exact_f1"], abs=1e-4)
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, tiny_checkpoint):
+    torch.set_num_threads(1)
+    dataset = write_orf_dataset(tmp_path / "data", n_train=8, n_validation=0, length=300)
+    out = tmp_path / "lora"
+    argv = _train_args(tiny_checkpoint, dataset, out, "--max_steps", "2", "--save_strategy", "no", "--lora_r", "4",
+                       "--lora_target_modules", "q_proj,v_proj")  # fmt: skip
+    assert train.main(argv) == 0
+    from safetensors.torch import load_file
+
+    before, after = load_file(tiny_checkpoint / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(after) == set(before)  # merged: plain model keys, no lora_A / lora_B left
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_dir", "no such dataset directory"),
+        ("missing_config", "no dataset config 'plants'"),
+        ("unknown_taxon", "unknown taxon 'bacteria'"),
+        ("vocab_mismatch", "tokenizer has"),
+        ("bad_weights", "--dataset_weights"),
+    ],
+)
+def test_bad_arguments_fail_fast_with_one_line(
+    tmp_path, tiny_checkpoint, baked_tiny_genome, capsys, case, message
+):
+    dataset, model, extra = baked_tiny_genome, tiny_checkpoint, []
+    if case == "missing_dir":
+        dataset = tmp_path / "nowhere"
+    elif case == "missing_config":
+        extra = ["--dataset_config", "plants"]
+    elif case == "unknown_taxon":
+        extra = ["--dataset_config", "bacteria"]
+    elif case == "vocab_mismatch":
+        other = tmp_path / "other_tokenizer"
+        AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(other)
+        tokenizer = AutoTokenizer.from_pretrained(other)
+        tokenizer.add_tokens(["<extra_type>"])
+        tokenizer.save_pretrained(other)
+        extra = ["--tokenizer_name_or_path", str(other)]
+    elif case == "bad_weights":
+        extra = ["--dataset_config", "prokaryotes", "--dataset_weights", "1", "2"]
+    assert train.main(_train_args(model, dataset, tmp_path / "out", *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "out").exists()  # failed before any work
+
+
+def test_cli_exits_2_on_a_missing_dataset(tmp_path, tiny_checkpoint):
+    result = run_cli(
+        [
+            sys.executable,
+            "train.py",
+            "--model_name_or_path",
+            str(tiny_checkpoint),
+            "--dataset_dir",
+            str(tmp_path / "missing"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],  # fmt: skip
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"train.py: {tmp_path / 'missing'}: no such dataset")
+    )
+
+
+def test_arguments_from_a_yaml_file(tmp_path, tiny_checkpoint, baked_tiny_genome):
+    config = {"model_name_or_path": str(tiny_checkpoint), "dataset_dir": str(baked_tiny_genome),
+              "output_dir": str(tmp_path / "out"), "max_source_tokens": 128, "max_steps": 3, "use_cpu": True}  # fmt: skip
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    model_args, data_args, training_args = train.parse_args([str(path)])
+    assert data_args.max_source_tokens == 128 and training_args.max_steps == 3
+    assert training_args.train_sampling_strategy == "group_by_length" and training_args.predict_with_generate
+    assert model_args.model_name_or_path == str(tiny_checkpoint) and data_args.dataset_config == [
+        "prokaryotes"
+    ]
+
+
+def test_rebaked_or_same_named_datasets_never_load_stale_windows(tmp_path):
+    # datasets keys a local folder's cache by its basename and card: both cases below used to hit it.
+    for root, n in ((tmp_path / "a", 3), (tmp_path / "b", 5), (tmp_path / "b", 4)):
+        dataset = write_orf_dataset(root / "data", n_train=n, n_validation=1, length=300)
+        windows, _ = load_windows(dataset, ["prokaryotes"])
+        assert len(windows) == n

@@ -1,0 +1,1 @@
+"""Training helpers for train.py: data preparation and collation, the Trainer subclass, metrics, model card."""

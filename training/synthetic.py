@@ -1,0 +1,86 @@
+"""Synthetic windows with planted features, for probes that must show coordinates are learnable.
+
+- `marker_window`: random DNA with one planted 12-bp marker; the target is that marker as one gene record.
+- `orf_window`: random DNA with one planted ORF (ATG, in-frame codons without a stop, a stop codon).
+`write_windows` stores them in the baked-dataset layout (`data/<taxon>/<species>/<split>-*.parquet` plus a
+card listing the config), so train.py reads them with `load_dataset(dir, taxon)` like real genomes.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import datasets
+import yaml
+
+from dataset_builder.bake import FEATURES
+from tokenization.codec import genes_to_text
+from tokenization.features import DIRECT, Gene, Transcript
+
+MARKER = "GATTACATGCCA"  # 12 bp, planted once per window
+STOPS = ("TAA", "TAG", "TGA")
+SENSE_CODONS = tuple(a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if a + b + c not in STOPS)
+
+
+def random_bases(rng: random.Random, n: int) -> str:
+    return "".join(rng.choices("ACGT", k=n))
+
+
+def _row(name: str, sequence: str, genes: list[Gene], taxon: str) -> dict:
+    return {
+        "species": "synthetic",
+        "taxon": taxon,
+        "seqid": name,
+        "start": 1,
+        "end": len(sequence),
+        "strand_augmented": False,
+        "sequence": sequence,
+        "target": genes_to_text(genes),
+        "n_genes": len(genes),
+        "n_partial": 0,
+        "hints": "",
+    }
+
+
+def marker_window(rng: random.Random, name: str, length: int = 1000, taxon: str = "prokaryotes") -> dict:
+    """One window: random DNA, MARKER at a uniformly random position, target = one gene record on it."""
+    start = rng.randrange(length - len(MARKER) + 1)
+    sequence = random_bases(rng, start) + MARKER + random_bases(rng, length - start - len(MARKER))
+    return _row(name, sequence, [Gene(start, start + len(MARKER) - 1, "+")], taxon)
+
+
+def orf_window(
+    rng: random.Random,
+    name: str,
+    length: int = 1500,
+    orf_bp: tuple[int, int] = (150, 900),
+    taxon: str = "prokaryotes",
+) -> dict:
+    """One window: random DNA with one planted ORF (ATG ... stop, `orf_bp` long, a multiple of 3) on + strand,
+    target = a bacterial gene record (gene -> CDS over the whole gene)."""
+    codons = rng.randrange(orf_bp[0] // 3, orf_bp[1] // 3 + 1)
+    orf = "ATG" + "".join(rng.choices(SENSE_CODONS, k=codons - 2)) + rng.choice(STOPS)
+    start = rng.randrange(length - len(orf) + 1)
+    sequence = random_bases(rng, start) + orf + random_bases(rng, length - start - len(orf))
+    end = start + len(orf) - 1
+    gene = Gene(start, end, "+", "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
+    return _row(name, sequence, [gene], taxon)
+
+
+def write_windows(dataset_dir: str | Path, taxon: str, splits: dict[str, list[dict]]) -> Path:
+    """Write windows in the baked layout and a card whose YAML lists the `taxon` config."""
+    dataset_dir = Path(dataset_dir)
+    species_dir = dataset_dir / "data" / taxon / "synthetic"
+    species_dir.mkdir(parents=True, exist_ok=True)
+    splits = {split: rows for split, rows in splits.items() if rows}
+    for split, rows in splits.items():
+        datasets.Dataset.from_list(rows, features=FEATURES).to_parquet(
+            str(species_dir / f"{split}-00000.parquet")
+        )
+    data_files = [{"split": split, "path": f"data/{taxon}/*/{split}-*.parquet"} for split in splits]
+    card = {"configs": [{"config_name": taxon, "data_files": data_files}]}
+    (dataset_dir / "README.md").write_text(
+        f"---\n{yaml.safe_dump(card, sort_keys=False)}---\nSynthetic windows.\n"
+    )
+    return dataset_dir
