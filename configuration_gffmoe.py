@@ -33,8 +33,9 @@ class GffMoeConfig(PreTrainedConfig):
             token) or `"number"` (plain vocabulary).
         max_offset (`int`): number of in-token offset tokens `<o k>` the pointer scheme uses.
         offset_frequencies (`int`): Fourier frequencies per base-pair offset in the encoder memory.
-        attention_chunk_size (`int`): queries per attention block on long inputs, which bounds attention
-            memory to `chunk x keys` per head instead of `keys x keys`.
+        attention_block_size (`int`): queries per attention block on long inputs, which bounds attention
+            memory to `block x keys` per head instead of `keys x keys`. Not named `attention_chunk_size`:
+            transformers reads that as Llama-4 chunked attention and gives `generate()` a sliding-window cache.
         initializer_range (`float`): std of the normal initialiser of fresh weights.
     """
 
@@ -62,7 +63,7 @@ class GffMoeConfig(PreTrainedConfig):
         coordinate_scheme: str = "pointer",
         max_offset: int = 64,
         offset_frequencies: int = 16,
-        attention_chunk_size: int = 1024,
+        attention_block_size: int = 1024,
         initializer_range: float = 0.02,
         use_cache: bool = True,
         pad_token_id: int | None = 3,
@@ -102,7 +103,8 @@ class GffMoeConfig(PreTrainedConfig):
         self.coordinate_scheme = coordinate_scheme
         self.max_offset = max_offset
         self.offset_frequencies = offset_frequencies
-        self.attention_chunk_size = attention_chunk_size
+        # the field's old name, in configs saved before the rename
+        self.attention_block_size = kwargs.pop("attention_chunk_size", attention_block_size)
         self.initializer_range = initializer_range
         self.use_cache = use_cache
         self.pad_token_id = pad_token_id

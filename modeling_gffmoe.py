@@ -78,7 +78,7 @@ class AttentionBias:
     that a long window never holds a keys x keys matrix per head.
 
     All layers of a stack share one instance, and it keeps the last block it built: an input that fits in one
-    block (every decoding step, every window up to `attention_chunk_size` tokens) builds its mask once per
+    block (every decoding step, every window up to `attention_block_size` tokens) builds its mask once per
     forward instead of once per layer.
     """
 
@@ -288,7 +288,7 @@ class GffMoeEncoder(nn.Module):
         bias = AttentionBias(
             length,
             length,
-            self.config.attention_chunk_size,
+            self.config.attention_block_size,
             device=hidden_states.device,
             dtype=hidden_states.dtype,
             slopes=self.alibi_slopes,
@@ -468,7 +468,7 @@ class GffMoeDecoder(nn.Module):
     ) -> tuple[BaseModelOutputWithPastAndCrossAttentions, list[torch.Tensor], list[torch.Tensor]]:
         past_length = cache.self_attention_cache.get_seq_length() if cache is not None else 0
         hidden_states = self.dropout(self.embedding_norm(inputs_embeds))
-        length, block_size = hidden_states.shape[1], self.config.attention_chunk_size
+        length, block_size = hidden_states.shape[1], self.config.attention_block_size
         self_attn_bias = AttentionBias(
             length,
             past_length + length,

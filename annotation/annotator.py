@@ -127,7 +127,7 @@ class WindowAnnotator:
             output_scores=True,
             return_dict_in_generate=True,
         )
-        log_probs = token_log_probs(out, len(windows))
+        log_probs = token_log_probs(out)
         genes, scores, errors = [], [], 0
         for i, window in enumerate(windows):
             scheme = (
@@ -173,17 +173,22 @@ def _complete_prefix(tokens: list[str], scheme, longest_tail: int = 16):
     return None
 
 
-def token_log_probs(out, batch: int) -> torch.Tensor:
-    """Log-probability of each generated token, [batch, steps] (the model's `compute_transition_scores`
-    assumes `config.vocab_size` logits, but ours carry pointer slots after the vocabulary)."""
-    steps = len(out.scores)
-    tokens = out.sequences[:, -steps:]
+def token_log_probs(out) -> torch.Tensor:
+    """Log-probability of each generated token, [rows, generated], NaN after a returned beam had finished.
+
+    Follows `compute_transition_scores`, which does not fit: it reshapes the scores by `config.vocab_size`, but
+    ours carry pointer slots after the vocabulary. Beam search runs more steps than the returned beams keep:
+    `beam_indices` [rows, generated] names the row of `out.scores[t]` each token came from (-1 once finished).
+    """
     beams = getattr(out, "beam_indices", None)
-    columns = []
-    for t, scores in enumerate(out.scores):
-        rows = beams[:, t].clamp(min=0) if beams is not None else torch.arange(batch, device=tokens.device)
-        columns.append(scores.float().log_softmax(-1)[rows, tokens[:, t]])
-    return torch.stack(columns, 1)
+    if beams is None:  # greedy search: sequence i is row i of every step
+        beams = torch.arange(len(out.sequences), device=out.sequences.device)[:, None]
+        beams = beams.expand(-1, len(out.scores))
+    steps = beams.shape[1]
+    tokens = out.sequences[:, out.sequences.shape[1] - steps :]
+    rows = beams.clamp(min=0)
+    log_probs = [out.scores[t].float().log_softmax(-1)[rows[:, t], tokens[:, t]] for t in range(steps)]
+    return torch.stack(log_probs, 1).masked_fill(beams < 0, math.nan)
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:

@@ -22,7 +22,7 @@ def measure(args) -> dict:
 
     torch.set_num_threads(args.threads)
     model = gffmoe(
-        args.hidden, args.layers, args.heads, 2 * args.hidden, 2, 1, attention_chunk_size=args.chunk
+        args.hidden, args.layers, args.heads, 2 * args.hidden, 2, 1, attention_block_size=args.chunk
     ).eval()
     input_ids = torch.randint(5, 4096, (1, args.length))
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 
@@ -9,10 +10,12 @@ import pytest
 import torch
 
 import annotate
+from annotation.annotator import token_log_probs
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
 from genome_io.gff import read_gff
 from tests.fixtures.genomes import random_dna, write_text
 from tests.test_constraints import check_biology
+from tests.test_modeling import TARGET, memorised, source_batch, tiny_model
 from tokenization.features import DIRECT, Gene, Transcript
 
 # ---------------------------------------------------------------- tiling
@@ -142,7 +145,8 @@ def test_annotate_cli_writes_valid_gff3_with_possible_genes(tiny_model_dir, smal
                 check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
 
 
-@pytest.mark.parametrize(("num_beams", "budget"), [(1, 40), (2, 16)])
+# 2 beams, 40 tokens: a window's returned beams end before the search does (IndexError before the fix)
+@pytest.mark.parametrize(("num_beams", "budget"), [(1, 40), (2, 40), (4, 24)])
 def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
     tiny_model_dir, small_fasta, num_beams, budget
 ):
@@ -175,11 +179,48 @@ def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
     assert stats.windows == len(expected) and stats.bases == sum(len(w.sequence) for w in expected)
     for seqid, seq_genes in genes.items():
         assert len(stats.scores[seqid]) == len(seq_genes)
-        assert all(s <= 0 for s in stats.scores[seqid])
+        assert all(math.isfinite(s) and s <= 0 for s in stats.scores[seqid])
         assert all(1 <= g.start <= g.end <= lengths[seqid] for g in seq_genes)
         for gene in seq_genes:  # constrained decoding + stitching: every gene is biologically possible
             check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
     assert any(t.cds for gs in genes.values() for g in gs for t in g.transcripts)
+
+
+@pytest.fixture(scope="module")
+def memorised_model():
+    """A tiny model that learned two targets ending in <eos> after 10 and 8 tokens (tests/test_modeling.py)."""
+    return memorised(tiny_model(seed=3, initializer_range=0.05), source_batch(), torch.tensor(TARGET))
+
+
+@pytest.mark.parametrize("num_beams", [1, 2, 4])
+def test_token_log_probs_are_those_of_the_generated_tokens(memorised_model, num_beams):
+    """Regression: beam search runs more steps than its returned beams keep (here they end early, at different
+    lengths), so beam_indices has fewer steps than scores. Each token's log-probability equals that of a
+    teacher-forced forward pass (no logits processors here); NaN exactly after a returned beam's <eos>."""
+    model, eos = memorised_model, memorised_model.config.eos_token_id
+    out = model.generate(
+        **source_batch(),
+        num_beams=num_beams,
+        max_new_tokens=20,
+        do_sample=False,
+        eos_token_id=eos,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    log_probs = token_log_probs(out)
+    generated = out.sequences[:, 1:]
+    assert log_probs.shape == generated.shape
+    until_eos = (generated == eos).long().cumsum(1) - (generated == eos).long() == 0
+    assert until_eos.sum(1).tolist() == [10, 8]  # both learned targets, <eos> included
+    with torch.no_grad():
+        teacher_forced = model(**source_batch(), decoder_input_ids=out.sequences[:, :-1]).logits
+    expected = teacher_forced.log_softmax(-1).gather(-1, generated[..., None])[..., 0]
+    torch.testing.assert_close(log_probs[until_eos], expected[until_eos], atol=1e-4, rtol=1e-4)
+    if num_beams > 1:
+        assert out.beam_indices.shape[1] < len(out.scores)  # the case that raised IndexError
+        assert torch.equal(log_probs.isnan(), ~until_eos)
+        # length penalty 1: a beam's score is the mean log-probability of its tokens
+        torch.testing.assert_close(log_probs.nanmean(1), out.sequences_scores, atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2, no output

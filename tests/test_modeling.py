@@ -118,18 +118,32 @@ def test_alibi_slopes_non_power_of_two_rule():
     torch.testing.assert_close(alibi_slopes(12), torch.tensor(expected))
 
 
-def test_query_chunked_attention_equals_unchunked():
-    model = tiny_model()
-    chunked = copy.deepcopy(model)
-    chunked.config.attention_chunk_size = 5  # the configs are shared by the submodules
-    batch = source_batch(length=17)
-    labels = torch.randint(5, VOCAB, (2, 9))
-    full = model(**batch, labels=labels)
-    part = chunked(**batch, labels=labels)
-    torch.testing.assert_close(part.logits, full.logits, atol=1e-4, rtol=1e-4)
+def with_block_size(model, block_size: int = 8):
+    """The same weights with attention in query blocks of `block_size` (the model's own default is 1024)."""
+    blocked = copy.deepcopy(model)
+    blocked.config.attention_block_size = block_size  # the configs are shared by the submodules
+    return blocked
+
+
+def test_query_blocked_attention_equals_one_block_on_long_sources():
+    """A padded source of 101 tokens in blocks of 8 (a partial last block in the encoder) and 20 target tokens
+    (decoder self-attention blocked too): encoder states, cross-attention logits and loss as in one block."""
+    whole = tiny_model()
+    blocked = with_block_size(whole)
+    batch = source_batch(length=101)
+    labels = torch.randint(5, VOCAB + 90, (2, 20))
+    full, part = whole(**batch, labels=labels), blocked(**batch, labels=labels)
+    valid = batch["attention_mask"].bool()
     torch.testing.assert_close(
-        part.encoder_last_hidden_state, full.encoder_last_hidden_state, atol=1e-5, rtol=1e-4
+        part.encoder_last_hidden_state[valid], full.encoder_last_hidden_state[valid], atol=1e-5, rtol=1e-4
     )
+    torch.testing.assert_close(part.logits, full.logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(part.loss, full.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_config_reads_the_old_name_of_the_attention_block_size():
+    config = GffMoeConfig.from_dict({"attention_chunk_size": 64})
+    assert config.attention_block_size == 64 and getattr(config, "attention_chunk_size", None) is None
 
 
 def test_padded_batch_row_equals_the_sequence_alone():
@@ -321,10 +335,13 @@ TARGET = [
 def trained_model():
     """A tiny model that memorised mixed vocabulary/pointer targets, so greedy and beam outputs vary per step
     (an untrained model repeats one token, which would make cached == uncached a weak check)."""
-    model = tiny_model(seed=3, initializer_range=0.05).train()
-    batch, labels = source_batch(), torch.tensor(TARGET)
+    return memorised(tiny_model(seed=3, initializer_range=0.05), source_batch(), torch.tensor(TARGET))
+
+
+def memorised(model, batch, labels, steps: int = 60):
+    model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
+    for _ in range(steps):
         optimizer.zero_grad()
         model(**batch, labels=labels).loss.backward()
         optimizer.step()
@@ -342,6 +359,34 @@ def test_cached_generation_equals_uncached(trained_model, beams):
     assert len(set(cached[0, 1:].tolist())) > 4  # not a constant sequence
     assert (cached >= VOCAB).sum() >= 4  # pointers were generated and fed back
     assert cached[0, 1:9].tolist() == TARGET[0][:8]  # it decodes what it learned
+
+
+@pytest.fixture(scope="module")
+def long_source_model():
+    """A tiny model that memorised 24-token targets pointing anywhere in a 101-token source (see trained_model)."""
+    batch = source_batch(length=101)
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(5, VOCAB, (2, 24), generator=generator)
+    labels[:, 1::3] = VOCAB + torch.randint(1, 95, (2, 8), generator=generator)
+    return memorised(tiny_model(seed=3, initializer_range=0.05), batch, labels)
+
+
+@pytest.mark.parametrize(("beams", "use_cache"), [(1, True), (1, False), (3, True)])
+def test_generation_on_sources_longer_than_a_block_equals_one_block(long_source_model, beams, use_cache):
+    """Regression: generate() builds its cache from the config, and a config field transformers reads as
+    chunked attention made every cache layer a sliding window of one block, so cross-attention to a source
+    longer than a block crashed and cached self-attention forgot tokens. 24 new tokens > 8 per block."""
+    whole, blocked = long_source_model, with_block_size(long_source_model)
+    kwargs = dict(**source_batch(length=101), max_new_tokens=24, num_beams=beams, do_sample=False)
+    kwargs |= dict(eos_token_id=None, use_cache=use_cache, return_dict_in_generate=True, output_scores=True)
+    expected, got = whole.generate(**kwargs), blocked.generate(**kwargs)
+    assert torch.equal(got.sequences, expected.sequences)
+    assert got.sequences.shape == (2, 25) and (got.sequences >= VOCAB + 8).sum() >= 4
+    for got_scores, expected_scores in zip(got.scores, expected.scores, strict=True):
+        torch.testing.assert_close(got_scores, expected_scores, atol=1e-4, rtol=1e-4)
+    if use_cache:
+        assert got.cache.cross_attention_cache.get_seq_length() == 101
+        assert not any(got.cache.self_attention_cache.is_sliding)
 
 
 def test_generation_carries_the_decoder_context_instead_of_recomputing_it(trained_model):
