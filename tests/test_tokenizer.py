@@ -232,3 +232,37 @@ def test_cli_resize_model_keeps_old_rows_and_ties_the_head(dnabert_tokenizer_dir
     assert torch.equal(
         BertForMaskedLM.from_pretrained(tmp_path / "model").get_input_embeddings().weight, weight
     )
+
+
+def test_cli_resize_model_on_a_gffmoe_checkpoint(tmp_path):
+    """append_tk + resize_model on a saved GFF-MoE: old rows and experts untouched, the head tied, the
+    directory's tokenizer updated, and the model still loads and generates through its own code."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from tests.fixtures.training import make_model, make_tokenizer
+
+    make_tokenizer(tmp_path / "tk")
+    model_dir = make_model(tmp_path / "model", tmp_path / "tk")
+    before = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True)
+    old_rows = before.get_input_embeddings().weight.detach().clone()
+    (tmp_path / "new_tokens.txt").write_text("<snoRNA_gene>\n<Y_RNA>\n")
+    assert cli(["append_tk", str(tmp_path / "new_tokens.txt"), str(tmp_path / "tk")]) == 0
+    assert cli(["resize_model", str(model_dir), str(tmp_path / "tk")]) == 0
+
+    after = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True)
+    weight = after.get_input_embeddings().weight.detach()
+    assert weight.shape[0] == len(old_rows) + 2 == after.config.vocab_size
+    assert torch.equal(weight[: len(old_rows)], old_rows)
+    assert after.get_output_embeddings().weight.data_ptr() == after.get_input_embeddings().weight.data_ptr()
+    before_state, after_state = before.state_dict(), after.state_dict()
+    for name, tensor in before_state.items():
+        if tensor.shape == after_state[name].shape:
+            assert torch.equal(tensor, after_state[name]), name
+    assert len(AutoTokenizer.from_pretrained(model_dir)) == weight.shape[0]
+    # Pointer ids now start after the two new rows, and generation still runs.
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    source = encode_source(tokenizer, random_dna(300, seed=3))
+    out = after.generate(
+        **{k: torch.tensor([v]) for k, v in source.items()}, max_new_tokens=4, do_sample=False
+    )
+    assert out.shape[0] == 1

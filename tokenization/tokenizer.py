@@ -254,7 +254,7 @@ def decode_ids(ids: Iterable[int], tokenizer, scheme: CoordinateScheme) -> Decod
 
 
 def resize_saved_model(model_dir: str | PathLike, tokenizer_dir: str | PathLike) -> tuple[int, int]:
-    """Resize a saved model's token embeddings to the tokenizer and save it back (with its code).
+    """Resize a saved model's token embeddings to the tokenizer and save both back (with the model code).
 
     New rows start at the mean of the old ones (`mean_resizing=True`); old rows are untouched and a tied
     output head stays tied. Returns (old rows, new rows).
@@ -262,7 +262,8 @@ def resize_saved_model(model_dir: str | PathLike, tokenizer_dir: str | PathLike)
     import transformers
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
-    size = len(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    size = len(tokenizer)
     config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=True)
     # The saved architecture keeps its head (AutoModel would drop it); custom code goes through auto_map.
     known = [getattr(transformers, a) for a in config.architectures or () if hasattr(transformers, a)]
@@ -278,4 +279,6 @@ def resize_saved_model(model_dir: str | PathLike, tokenizer_dir: str | PathLike)
     if size > old:
         model.resize_token_embeddings(size, mean_resizing=True)
         model.save_pretrained(str(model_dir))
+        # The directory's own tokenizer must match its embeddings (train.py refuses a mismatch).
+        tokenizer.save_pretrained(str(model_dir))
     return old, size
