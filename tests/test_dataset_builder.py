@@ -259,7 +259,7 @@ def test_generator_based_builder(tiny_genome, tmp_path):
 
 
 @pytest.mark.genomes
-@pytest.mark.parametrize("name", ["tpallidum_nichols", "scer_chrI_II", "hsap_grch38_chr9_1mb"])
+@pytest.mark.parametrize("name", sorted(GENOME_TAXA))
 def test_bake_shared_genomes(name, tmp_path):
     fasta, gff = shared_genome(name)
     options = BakeOptions(GENOME_TAXA[name], val_fraction=0.2, test_fraction=0.2)
