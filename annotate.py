@@ -6,8 +6,9 @@ Contigs are streamed and tiled into windows at the taxon's length limit (the dat
 overlap; windows are annotated in batches by `generate` (cached decoding, optionally beam search) under
 the biology constraints (`annotation.constraints`); the windows' genes are stitched back into one
 annotation per contig (`annotation.windows`) and written as GFF3, each gene scored by the mean
-log-probability of its tokens. Library entry point: `annotate_genome` (from `annotation.annotator`, shared
-with the transformers pipeline in pipeline_gffmoe.py).
+log-probability of its tokens. `--hints evidence.gff3` gives the encoder of each window the evidence genes
+it overlaps (`[HIT]` records after the DNA), as AUGUSTUS reads hints. Library entry point:
+`annotate_genome` (from `annotation.annotator`, shared with the transformers pipeline in pipeline_gffmoe.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome
+from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
 from annotation.windows import tile  # noqa: F401 (re-exported for scripts and tests)
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
-from genome_io.files import numbered_lines
 from genome_io.gff3_writer import write_gff3
 
 # ---------------------------------------------------------------- command line
@@ -58,15 +58,6 @@ def load_model(name_or_path: str, device: str = "cpu"):
     return model, AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=True)
 
 
-def check_hints(hints: Path, seqids: set[str]) -> None:
-    """A hints file must name only sequences of the FASTA (first offending line reported)."""
-    for number, line in numbered_lines(hints):
-        if line.strip() and not line.startswith("#"):
-            seqid = line.split("\t", 1)[0]
-            if seqid not in seqids:
-                raise InputError(hints, number, f"seqid {seqid!r} is not in the FASTA file")
-
-
 def check_writable(path: Path) -> None:
     if path.is_dir():
         raise InputError(path, None, "is a directory, not an output file")
@@ -92,7 +83,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--batch_size", type=int, default=4, help="windows per generate call")
     parser.add_argument("--num_beams", type=int, default=1, help="beam search width (1 = greedy)")
-    parser.add_argument("--hints", type=Path, help="evidence GFF3 whose seqids must be in the FASTA")
+    parser.add_argument(
+        "--hints",
+        type=Path,
+        help="evidence GFF3/GTF (e.g. RNA-seq or protein alignments, a previous annotation) the encoder "
+        "reads beside the DNA, as AUGUSTUS hints; its seqids must be in the FASTA",
+    )
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda"
     )
@@ -123,10 +119,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         check_writable(args.out)
-        seqids = {seqid for seqid, _ in read_fasta(args.fasta)}  # validates the whole FASTA up front
+        # Validates the whole FASTA up front.
+        lengths = {seqid: len(sequence) for seqid, sequence in read_fasta(args.fasta)}
+        hints = None
         if args.hints:
-            check_hints(args.hints, seqids)
-            print("note: hints are validated but this model version does not read them", file=sys.stderr)
+            hint_file = read_hints(args.hints, lengths)
+            hints = hint_file.genes_by_seqid
+            print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
         model, tokenizer = load_model(args.model, args.device)
         genes, lengths, stats = annotate_genome(
             model,
@@ -143,6 +142,7 @@ def main(argv=None) -> int:
             overlap=args.overlap,
             max_new_tokens=args.max_new_tokens,
             progress=not args.quiet,
+            hints=hints,
         )
         write_gff3(genes, lengths, args.out, scores=stats.scores)
     except InputError as err:

@@ -29,6 +29,7 @@ HUB_CODE_FILES = (
     "genome_io/errors.py",
     "genome_io/fasta.py",
     "genome_io/files.py",
+    "genome_io/gff.py",
     "genome_io/gff3_writer.py",
     "tokenization/codec.py",
     "tokenization/coordinates.py",

@@ -20,12 +20,12 @@ from pathlib import Path
 from transformers import Pipeline
 
 try:  # flat in a saved model directory
-    from .annotator import annotate_records
+    from .annotator import annotate_records, read_hints
     from .errors import InputError
     from .fasta import read_fasta
     from .gff3_writer import gff3_lines
 except ImportError:  # the repository checkout
-    from annotation.annotator import annotate_records
+    from annotation.annotator import annotate_records, read_hints
     from genome_io.errors import InputError
     from genome_io.fasta import read_fasta
     from genome_io.gff3_writer import gff3_lines
@@ -42,6 +42,7 @@ FORWARD_PARAMETERS = (
     "min_coding_length",
     "max_new_tokens",
     "progress",
+    "hints",
 )
 
 
@@ -69,7 +70,8 @@ class GffAnnotationPipeline(Pipeline):
     window_size, overlap (bp), window_batch_size (windows per `generate` call, default 4), num_beams,
     constraints (biology-constrained decoding, default True), coding_genes (snap gene spans to ORFs,
     default: prokaryotes), min_coding_length (bp, default 90), max_new_tokens (per window), progress (a
-    tqdm bar), source (GFF3 column 2, default "GFF-MoE"). `batch_size` keeps its pipeline meaning.
+    tqdm bar), hints (evidence the encoder reads: a GFF3/GTF path, or {seqid: [Gene]} 1-based), source
+    (GFF3 column 2, default "GFF-MoE"). `batch_size` keeps its pipeline meaning.
     """
 
     _load_tokenizer = True
@@ -90,10 +92,12 @@ class GffAnnotationPipeline(Pipeline):
     def preprocess(self, fasta):
         return {"records": read_fasta_input(fasta)}
 
-    def _forward(self, model_inputs, progress=False, **options):
+    def _forward(self, model_inputs, progress=False, hints=None, **options):
         records = model_inputs["records"]
+        if isinstance(hints, str | PathLike):
+            hints = read_hints(hints, {seqid: len(sequence) for seqid, sequence in records}).genes_by_seqid
         genes, lengths, stats = annotate_records(
-            self.model, self.tokenizer, records, progress=progress, **options
+            self.model, self.tokenizer, records, progress=progress, hints=hints, **options
         )
         return {"genes": genes, "scores": stats.scores, "sequence_lengths": lengths}
 

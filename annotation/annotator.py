@@ -4,7 +4,8 @@
 into windows at the taxon's length limit (the dataset's own table) with overlap, annotate them in batches
 with `WindowAnnotator` (cached `generate`, optionally beam search, under the biology constraints of
 `constraints`), and stitch the windows' genes back into one annotation per contig (`windows`), each gene
-scored by the mean log-probability of its tokens.
+scored by the mean log-probability of its tokens. Evidence genes (`read_hints`, a GFF3/GTF file) are clipped
+to each window they touch and read by the encoder after the DNA (`tokenization.encode_source`).
 
 Used by annotate.py (the CLI) and pipeline_gffmoe.py (the transformers pipeline). The module also works
 copied flat into a saved model directory (hub_code.py), where its imports are relative.
@@ -26,19 +27,25 @@ from .constraints import MIN_CODING_LENGTH, BiologyConstrainedLogitsProcessor, G
 from .windows import Prediction, StitchStats, Window, place, stitch, tile
 
 try:  # flat in a saved model directory
-    from .codec import decode
+    from .codec import CodecError, decode, encode
     from .coordinates import NumberCoordinates, PointerCoordinates
+    from .errors import InputError
     from .fasta import read_fasta
     from .features import Gene
+    from .files import numbered_lines
+    from .gff import GffReadResult, read_gff
     from .taxa import TAXA
-    from .tokenizer import encode_source, ids_to_tokens
+    from .tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
 except ImportError:  # the repository checkout
     from dataset_builder.taxa import TAXA
+    from genome_io.errors import InputError
     from genome_io.fasta import read_fasta
-    from tokenization.codec import decode
+    from genome_io.files import numbered_lines
+    from genome_io.gff import GffReadResult, read_gff
+    from tokenization.codec import CodecError, decode, encode
     from tokenization.coordinates import NumberCoordinates, PointerCoordinates
     from tokenization.features import Gene
-    from tokenization.tokenizer import encode_source, ids_to_tokens
+    from tokenization.tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
 
 GENETIC_CODES = {"prokaryotes": 11}  # every other taxon: the standard code 1
 OVERLAP_FRACTION = 0.2  # of the window: genes shorter than this are always seen whole by some window
@@ -53,6 +60,7 @@ class AnnotationStats:
     decode_errors: int = 0
     stitch: StitchStats = field(default_factory=StitchStats)
     scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
+    unreadable_hints: Counter = field(default_factory=Counter)  # reason -> hint genes left out
 
     @property
     def bp_per_second(self) -> float:
@@ -67,6 +75,7 @@ class AnnotationStats:
             f"{self.windows} windows, {self.bases:,} bp in {self.seconds:.1f} s ({self.bp_per_second:,.0f} bp/s); "
             f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
             f"{self.stitch.dropped_pieces} cut pieces dropped; {self.decode_errors} malformed records"
+            + "".join(f"; {n} hints unreadable: {why}" for why, n in sorted(self.unreadable_hints.items()))
         )
 
 
@@ -92,9 +101,17 @@ class WindowAnnotator:
         self.pointers = getattr(model.config, "coordinate_scheme", "pointer") == "pointer"
 
     @torch.no_grad()
-    def __call__(self, windows: list[Window]) -> tuple[list[list[Gene]], list[list[float]], int]:
-        """Window-level genes and their scores per window, plus the number of malformed records."""
-        sources = [encode_source(self.tokenizer, w.sequence) for w in windows]
+    def __call__(
+        self, windows: list[Window], hints: list[list[Gene]] | None = None
+    ) -> tuple[list[list[Gene]], list[list[float]], int]:
+        """Window-level genes and their scores per window, plus the number of malformed records.
+
+        `hints[i]`: evidence genes of window i in its coordinates (`window_hints`), read by the encoder.
+        """
+        hints = hints or [None] * len(windows)
+        sources = [
+            encode_source(self.tokenizer, w.sequence, hints=h) for w, h in zip(windows, hints, strict=True)
+        ]
         length = max(len(s["input_ids"]) for s in sources)
         device = self.model.device
 
@@ -191,6 +208,45 @@ def token_log_probs(out) -> torch.Tensor:
     return torch.stack(log_probs, 1).masked_fill(beams < 0, math.nan)
 
 
+def read_hints(path: str | PathLike, seq_lengths: dict[str, int]) -> GffReadResult:
+    """Evidence genes (1-based, per seqid) from a GFF3/GTF file, as AUGUSTUS reads hints.
+
+    A seqid missing from the FASTA is an InputError at its line: hints for another assembly are a mistake,
+    not evidence to skip. Genes the GFF reader drops are counted in the result's report.
+    """
+    for number, line in numbered_lines(path):
+        if line.startswith("##FASTA") or line.startswith(">"):
+            break
+        if line.strip() and not line.startswith("#"):
+            seqid = line.split("\t", 1)[0]
+            if seqid not in seq_lengths:
+                raise InputError(path, number, f"hint seqid {seqid!r} is not in the FASTA file")
+    return read_gff(path, seq_lengths)
+
+
+def readable_hints(hints: dict[str, list[Gene]], tokenizer, unreadable: Counter) -> dict[str, list[Gene]]:
+    """The hint genes the tokenizer can spell; the others are counted in `unreadable` by reason."""
+    readable = {}
+    for seqid, genes in hints.items():
+        readable[seqid] = []
+        for gene in genes:
+            try:  # at the window origin: the coordinates a window gives the encoder
+                tokens_to_ids(tokenizer, encode([gene.shift(-gene.start)], NumberCoordinates()))
+            except (CodecError, TokenizerError) as err:
+                unreadable[str(err).split(": ")[-1]] += 1
+                continue
+            readable[seqid].append(gene)
+    return readable
+
+
+def window_hints(window: Window, genes: Iterable[Gene]) -> list[Gene]:
+    """Contig-level (1-based) hint genes seen by `window`, in its 0-based coordinates, cut edges open
+    (the clip and shift the dataset builder gives the training targets and hints)."""
+    first = window.start + 1  # the window's first base, 1-based
+    clipped = (gene.clip(first, window.end) for gene in genes)
+    return [gene.shift(-first) for gene in clipped if gene is not None]
+
+
 def batched(items: Iterable, size: int) -> Iterator[list]:
     batch = []
     for item in items:
@@ -224,8 +280,12 @@ def annotate_records(
     overlap: int | None = None,
     max_new_tokens: int | None = None,
     progress: bool = True,
+    hints: dict[str, list[Gene]] | None = None,
 ) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
     """Annotate (seqid, sequence) records: (genes per seqid, 1-based; sequence lengths; statistics).
+
+    `hints` (seqid -> 1-based evidence genes, e.g. `read_hints(...).genes_by_seqid`) are given to the
+    encoder of every window they touch (`[HIT]` records after the DNA, `tokenization.encode_source`).
 
     `stats.scores[seqid]` runs parallel to `genes_by_seqid[seqid]` (mean token log-probability per gene).
     `coding_genes` (default: on for prokaryotes, whose genes are single ORFs) snaps the spans of `<gene>`
@@ -241,6 +301,7 @@ def annotate_records(
         model, tokenizer, code, constraints, num_beams, max_new_tokens, coding_genes, min_coding_length
     )
     stats = AnnotationStats()
+    hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None
     seq_lengths: dict[str, int] = {}
     windows: dict[str, list[Window]] = {}
     predictions: dict[str, list[Prediction]] = {}
@@ -255,7 +316,9 @@ def annotate_records(
 
     bar = tqdm(desc="annotating", unit="bp", unit_scale=True, disable=not progress)
     for batch in batched(all_windows(), batch_size):
-        genes, scores, errors = annotator([w for _, w in batch])
+        batch_windows = [w for _, w in batch]
+        batch_hints = [window_hints(w, hints.get(w.seqid, ())) for w in batch_windows] if hints else None
+        genes, scores, errors = annotator(batch_windows, batch_hints)
         stats.decode_errors += errors
         for (index, window), window_genes, window_scores in zip(batch, genes, scores, strict=True):
             predictions[window.seqid] += place(window, index, window_genes, window_scores)

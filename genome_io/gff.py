@@ -26,10 +26,13 @@ from os import PathLike
 from gffutils.feature import feature_from_line
 from gffutils.helpers import _choose_dialect
 
-from tokenization.features import DIRECT, Gene, Transcript, merge_spans
-
 from .errors import InputError
 from .files import numbered_lines
+
+try:  # flat in a saved model directory (hub_code.py: the pipeline reads hints with this module)
+    from .features import DIRECT, Gene, Transcript, merge_spans
+except ImportError:  # the repository checkout
+    from tokenization.features import DIRECT, Gene, Transcript, merge_spans
 
 CODING = ("CDS", "stop_codon")  # stop_codon only appears in GTF, where CDS excludes it
 UTR = ("five_prime_UTR", "three_prime_UTR", "UTR", "5UTR", "3UTR", "five_prime_utr", "three_prime_utr")

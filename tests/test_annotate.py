@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from unittest.mock import patch
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 import annotate
 from annotation.annotator import token_log_probs
@@ -16,7 +18,10 @@ from genome_io.gff import read_gff
 from tests.fixtures.genomes import random_dna, write_text
 from tests.test_constraints import check_biology
 from tests.test_modeling import TARGET, memorised, source_batch, tiny_model
+from tokenization.codec import encode
+from tokenization.coordinates import NumberCoordinates
 from tokenization.features import DIRECT, Gene, Transcript
+from tokenization.tokenizer import tokens_to_ids
 
 # ---------------------------------------------------------------- tiling
 
@@ -143,6 +148,49 @@ def test_annotate_cli_writes_valid_gff3_with_possible_genes(tiny_model_dir, smal
         for seqid, seq_genes in genes.items():
             for gene in seq_genes:
                 check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
+
+
+def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small_fasta, tmp_path, capsys):
+    fasta, _ = small_fasta
+    hints = write_text(
+        tmp_path / "hints.gff3",
+        "##gff-version 3\n"
+        "ctg1\tev\tgene\t101\t400\t.\t-\t.\tID=h1\n"
+        "ctg1\tev\tCDS\t101\t400\t.\t-\t0\tParent=h1\n"
+        "ctg2\tev\tweird_gene\t5\t50\t.\t+\t.\tID=h2\n",
+    )
+    sources = []  # (first base of the window, encoder input ids) of every generate call
+
+    def recording_model(*args, **kwargs):
+        model, tokenizer = load_model(*args, **kwargs)
+        generate = model.generate
+
+        def record(**inputs):
+            sources.extend(inputs["input_ids"].tolist())
+            return generate(**inputs)
+
+        model.generate = record
+        return model, tokenizer
+
+    load_model = annotate.load_model
+    out = tmp_path / "pred.gff3"
+    argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(out), "--quiet"]
+    argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "16", "--batch_size", "1"]
+    with patch.object(annotate, "load_model", recording_model):
+        assert annotate.main([*argv, "--hints", str(hints)]) == 0
+    captured = capsys.readouterr()
+    assert "hints: 2 genes in file; 2 kept" in captured.err and "1 hints unreadable" in captured.out
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    hint = read_gff(hints).genes_by_seqid["ctg1"][0].shift(-1)  # window 0 starts at the contig's first base
+    expected = tokens_to_ids(tokenizer, ["[HIT]", *encode([hint], NumberCoordinates()), "[SEP]"])
+    hit = tokenizer.convert_tokens_to_ids("[HIT]")
+    first_window = [i for i in sources[0] if i != tokenizer.pad_token_id]
+    assert first_window[-len(expected) :] == expected
+    # Windows the hint does not touch (and the unreadable hint's) read the DNA alone, as without hints.
+    assert sum(hit in ids for ids in sources) == 1 and len(sources) == 5
+    if shutil.which("gt"):
+        check = subprocess.run(["gt", "gff3validator", str(out)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and not check.stderr.strip(), check.stderr
 
 
 # 2 beams, 40 tokens: a window's returned beams end before the search does (IndexError before the fix)

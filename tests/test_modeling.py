@@ -274,6 +274,23 @@ def test_pointer_logits_shape_and_masking():
     assert torch.isfinite(logits[..., :VOCAB]).all()
 
 
+def test_hint_tokens_after_the_dna_can_never_be_pointed_to():
+    """`[CLS] DNA [SEP] [HIT] hints [SEP]`: hint tokens are attended to but have the empty span (0, 0)."""
+    model = tiny_model()
+    batch = source_batch(batch=1, length=16)
+    batch["token_offsets"][0, 11:] = 0  # [SEP] at 11, then the hint part: attended, not pointable
+    batch["input_ids"][0, 11:] = torch.tensor([2, 30, 31, 32, 2])
+    decoder_input_ids = torch.tensor([[1, 7, 8, 9, 10]])
+    logits = model(**batch, decoder_input_ids=decoder_input_ids).logits
+    pointer = logits[0, :, VOCAB:]
+    assert torch.isneginf(pointer[:, 11:]).all() and torch.isneginf(pointer[:, 0]).all()
+    assert torch.isfinite(pointer[:, 1:11]).all()
+    # The hints are read: another hint token changes what the decoder predicts.
+    batch["input_ids"][0, 12] = 33
+    other = model(**batch, decoder_input_ids=decoder_input_ids).logits
+    assert not torch.allclose(other[..., :VOCAB], logits[..., :VOCAB])
+
+
 def test_pointer_input_is_the_pointed_memory_vector():
     """Decoder input id V+i embeds as the projected memory vector i; vocabulary ids as their embedding row."""
     model = tiny_model()

@@ -16,19 +16,21 @@ from transformers.dynamic_module_utils import get_relative_import_files
 
 import annotate
 import hub_code
+from annotation.annotator import read_hints
 from genome_io.errors import InputError
 from genome_io.gff3_writer import gff3_lines
 from pipeline_gffmoe import FASTA_TEXT, GffAnnotationPipeline, read_fasta_input
 from tests.fixtures.genomes import random_dna, write_text
 
 OPTIONS = {"window_size": 600, "overlap": 150, "max_new_tokens": 40}
+HINT_CDS = "ctg1\tev\tCDS\t101\t400\t.\t-\t0\tParent=h\n"
 GENE_BIAS = {"<gene>": 8, "<+>": 8, "<->": 8, "<direct>": 8, "<cds_all>": 12, "<cds>": 12, "<eos>": -8}
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
     """
     import dataclasses, json, sys
     from transformers import pipeline
-    model_dir, fasta_path, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    model_dir, fasta_path, options, hints = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     for module in ("annotation", "tokenization", "genome_io", "pipeline_gffmoe"):
         try:
             __import__(module)
@@ -41,9 +43,14 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
         out = annotator(fasta, **options)
         genes = {seqid: [dataclasses.asdict(g) for g in gs] for seqid, gs in out["genes"].items()}
         results[name] = {"genes": genes, "lengths": out["sequence_lengths"], "gff3": out["gff3"]}
-    for name, bad in (("empty", ""), ("not_dna", ">c\\nACGT\\nACXT\\n")):
+    results["hints"] = annotator(fasta_path, hints=hints, **options)["gff3"]
+    for name, bad, hint_file in (
+        ("empty", "", None),
+        ("not_dna", ">c\\nACGT\\nACXT\\n", None),
+        ("other_seqid_hints", ">c\\nACGT\\n", hints),
+    ):
         try:
-            annotator(bad)
+            annotator(bad, hints=hint_file)
             results[name] = "no error"
         except Exception as err:
             results[name] = f"{type(err).__name__}: {err}"
@@ -104,10 +111,15 @@ def test_pipeline_runs_from_the_saved_directory_alone(model_dir, fasta, tmp_path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     copied = shutil.copytree(model_dir, elsewhere / "model_copy")
+    hints = write_text(tmp_path / "hints.gff3", f"ctg1\tev\tgene\t101\t400\t.\t-\t.\tID=h\n{HINT_CDS}")
+    hinted = annotate.annotate_genome(
+        model, tokenizer, fasta, progress=False, hints=read_hints(hints, lengths).genes_by_seqid, **OPTIONS
+    )
+    expected_hinted_gff3 = "".join(gff3_lines(hinted[0], lengths, scores=hinted[2].scores))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(copied), str(fasta), json.dumps(OPTIONS)],
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, *map(str, (copied, fasta, json.dumps(OPTIONS), hints))],
         cwd=elsewhere,
         env=env,
         capture_output=True,
@@ -129,6 +141,9 @@ def test_pipeline_runs_from_the_saved_directory_alone(model_dir, fasta, tmp_path
 
     assert out["empty"].startswith(f"InputError: {FASTA_TEXT}:1: empty FASTA")
     assert out["not_dna"].startswith(f"InputError: {FASTA_TEXT}:3: invalid character 'X'")
+    # Hints travel with the saved code: read by the same GFF reader, checked against the FASTA's seqids.
+    assert without_scores(out["hints"]) == without_scores(expected_hinted_gff3)
+    assert out["other_seqid_hints"] == f"InputError: {hints}:1: hint seqid 'ctg1' is not in the FASTA file"
 
 
 def test_saved_code_is_exactly_what_the_pipeline_imports(model_dir):

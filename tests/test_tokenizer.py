@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from tests.test_codec import windows
 from tokenization.__main__ import main as cli
 from tokenization.codec import codec_vocabulary, encode, genes_to_text, normalise, text_to_genes
 from tokenization.coordinates import MAX_OFFSET, NumberCoordinates, PointerCoordinates
+from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import (
     SPECIAL_TOKENS,
     TokenizerError,
@@ -85,6 +87,50 @@ def test_source_normalisation_and_truncation(gff_tokenizer):
         clean_dna("ACG-T")
     source = encode_source(gff_tokenizer, random_dna(2000, seed=5), max_length=16)
     assert len(source["input_ids"]) == 16 and source["token_offsets"][-1] == (0, 0)
+
+
+def bacterial_gene(start: int, end: int, strand: str = "+") -> Gene:
+    return Gene(start, end, strand, transcripts=(Transcript(DIRECT, ((start, end),), (start, end)),))
+
+
+def test_hints_follow_the_dna_as_evidence_no_pointer_can_name(gff_tokenizer):
+    dna = random_dna(600, seed=7)
+    plain = encode_source(gff_tokenizer, dna)
+    assert encode_source(gff_tokenizer, dna, hints="") == plain == encode_source(gff_tokenizer, dna, hints=[])
+    hints = [bacterial_gene(300, 449, "-"), bacterial_gene(10, 99)]
+    source = encode_source(gff_tokenizer, dna, hints=hints)
+    # Genes and their stored codec text give the same input: [CLS] DNA [SEP] [HIT] records [SEP].
+    assert encode_source(gff_tokenizer, dna, hints=genes_to_text(hints)) == source
+    n = len(plain["input_ids"])
+    assert source["input_ids"][:n] == plain["input_ids"]
+    assert source["token_offsets"][:n] == plain["token_offsets"]
+    records = tokens_to_ids(gff_tokenizer, ["[HIT]", *encode(hints, NumberCoordinates())])
+    assert source["input_ids"][n:] == [*records, gff_tokenizer.sep_token_id]
+    assert source["token_offsets"][n:] == [(0, 0)] * (len(records) + 1)
+    assert source["attention_mask"] == [1] * len(source["input_ids"])
+    # Pointer coordinates resolve through DNA tokens only, never through hint tokens.
+    pointers = PointerCoordinates(source["token_offsets"], len(gff_tokenizer))
+    assert all(pointers.position_of(bp) < n for bp in range(len(dna)))
+    with pytest.raises(TokenizerError, match="hint text does not decode"):
+        encode_source(gff_tokenizer, dna, hints="<gene> <+> <n0>")
+
+
+def test_hints_are_cut_first_and_whole_records_only(gff_tokenizer):
+    dna = random_dna(600, seed=8)
+    hints = [bacterial_gene(10, 99), bacterial_gene(200, 299), bacterial_gene(400, 590)]
+    dna_tokens = len(encode_source(gff_tokenizer, dna)["input_ids"])
+    per_gene = len(encode(hints[:1], NumberCoordinates()))
+    # Room for [HIT], two records and [SEP]: the first two records (canonical order) are kept whole.
+    source = encode_source(gff_tokenizer, dna, dna_tokens + 2 + 2 * per_gene + per_gene - 1, hints)
+    assert source == encode_source(gff_tokenizer, dna, hints=hints[:2])
+    # No room for one record: the plain input, never DNA given up for hints.
+    assert encode_source(gff_tokenizer, dna, dna_tokens + 2, hints) == encode_source(gff_tokenizer, dna)
+    # DNA too long for max_length: truncated as without hints, and no hint part.
+    assert encode_source(gff_tokenizer, dna, 24, hints) == encode_source(gff_tokenizer, dna, 24)
+    # Hints reaching past the window are clipped to it, the cut edge open.
+    clipped = encode_source(gff_tokenizer, dna[:500], hints=hints)
+    cut = replace(bacterial_gene(400, 499), open_right=True)
+    assert clipped == encode_source(gff_tokenizer, dna[:500], hints=[*hints[:2], cut])
 
 
 @SETTINGS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 from types import SimpleNamespace
 
@@ -12,12 +13,22 @@ import yaml
 from transformers import AutoTokenizer
 
 import train
+from dataset_builder.bake import BakeOptions, bake_genome
 from tests.fixtures.training import baked_tiny_genome, run_cli, tiny_checkpoint, write_orf_dataset
-from tokenization.codec import text_to_genes
+from tokenization.codec import decode, text_to_genes
+from tokenization.coordinates import NumberCoordinates
 from tokenization.features import DIRECT, Gene, Transcript
-from tokenization.tokenizer import decode_ids
-from training.data import GffMoeCollator, coordinate_scheme, load_windows, padding_fraction, prepare_windows
+from tokenization.tokenizer import decode_ids, tokens_to_ids
+from training.data import (
+    GffMoeCollator,
+    coordinate_scheme,
+    load_windows,
+    padding_fraction,
+    prepare_windows,
+    tokenize_window,
+)
 from training.metrics import AnnotationScorer
+from training.synthetic import orf_window
 from training.trainer import router_logs
 
 __all__ = ["baked_tiny_genome", "tiny_checkpoint"]  # fixtures used here
@@ -76,6 +87,45 @@ def test_prepared_labels_decode_back_to_the_stored_genes(tmp_path, tiny_checkpoi
             assert not decoded.errors and decoded.genes == text_to_genes(window["target"]).genes
             assert row["length"] == len(row["input_ids"]) + len(row["labels"])
             assert any(i >= len(tokenizer) for i in row["labels"]) == (scheme_name == "pointer")
+
+
+def test_hints_column_reaches_the_encoder_and_leaves_the_labels_alone(tiny_checkpoint):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    window = orf_window(random.Random(5), "h", 600, (90, 300))
+    hinted = {**window, "hints": window["target"]}  # the baker's hint text: a subset of the true genes
+    plain_row = tokenize_window(window, tokenizer, "pointer")
+    row = tokenize_window(hinted, tokenizer, "pointer")
+    n = len(plain_row["input_ids"])
+    assert row["input_ids"][:n] == plain_row["input_ids"]
+    hint_ids = tokens_to_ids(tokenizer, ["[HIT]", *window["target"].split()]) + [tokenizer.sep_token_id]
+    assert row["input_ids"][n:] == hint_ids
+    assert row["token_offsets"][n:] == [(0, 0)] * len(hint_ids)
+    assert row["labels"] == plain_row["labels"]
+    assert tokenize_window({**window, "hints": ""}, tokenizer, "pointer") == plain_row
+
+
+def test_baked_hints_are_read_by_the_encoder_of_their_window(tmp_path, tiny_genome, tiny_checkpoint):
+    options = BakeOptions(
+        taxon="prokaryotes", limit=1500, val_fraction=0.0, test_fraction=0.0, hint_ratio=1.0
+    )
+    bake_genome("tiny", *tiny_genome, options, tmp_path / "dataset", progress=False)
+    windows, _ = load_windows(tmp_path / "dataset", ["prokaryotes"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    hit, sep = tokenizer.convert_tokens_to_ids(["[HIT]", "[SEP]"])
+    prepared = prepare_windows(windows, tokenizer, "number")
+    assert any(window["n_genes"] for window in windows)
+    for window, row in zip(windows, prepared, strict=True):
+        if not window["n_genes"]:
+            assert hit not in row["input_ids"]
+            continue
+        start = row["input_ids"].index(hit)
+        assert row["input_ids"][start - 1] == sep and row["input_ids"][-1] == sep
+        hint_tokens = tokenizer.convert_ids_to_tokens(row["input_ids"][start:-1])
+        assert decode(hint_tokens, NumberCoordinates()).genes == text_to_genes(window["target"]).genes
+        assert (
+            decode_ids(row["labels"], tokenizer, NumberCoordinates()).genes
+            == text_to_genes(window["target"]).genes
+        )
 
 
 def test_truncated_source_cuts_genes_at_the_last_seen_base(tmp_path, tiny_checkpoint):

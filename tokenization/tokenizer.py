@@ -20,8 +20,20 @@ from tokenizers.processors import TemplateProcessing
 from tokenizers.trainers import BpeTrainer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .codec import ANNOTATION_TASK, BOS, EOS, DecodeResult, codec_vocabulary, decode, target_tokens
-from .coordinates import MAX_OFFSET, CoordinateScheme, pointer_position, pointer_token
+from .codec import (
+    ANNOTATION_TASK,
+    BOS,
+    EOS,
+    HINTS_TASK,
+    DecodeResult,
+    codec_vocabulary,
+    decode,
+    encode,
+    normalise,
+    target_tokens,
+    text_to_genes,
+)
+from .coordinates import MAX_OFFSET, CoordinateScheme, NumberCoordinates, pointer_position, pointer_token
 from .features import Gene
 
 # DNABERT-2's special tokens, in its id order (ids 0-4).
@@ -191,10 +203,21 @@ def load_tokenizer(path: str | PathLike) -> PreTrainedTokenizerFast:
 # ---------------------------------------------------------------- source and target ids
 
 
-def encode_source(tokenizer, dna: str, max_length: int | None = None) -> dict[str, list]:
+def encode_source(
+    tokenizer, dna: str, max_length: int | None = None, hints: str | Iterable[Gene] | None = None
+) -> dict[str, list]:
     """Encoder inputs for one DNA window: input_ids, attention_mask and token_offsets.
 
     token_offsets[i] = (start, end), the half-open base span of token i ((0, 0) for [CLS]/[SEP]).
+
+    `hints` (genes in window coordinates, or their codec text as the dataset's `hints` column stores it)
+    are input-side evidence, as AUGUSTUS hints: `[CLS] DNA [SEP] [HIT] records [SEP]`, the records in the
+    number scheme. Hint tokens have the empty span (0, 0), so no pointer can name them. Without hints
+    (None, "" or no genes) the input is the plain `[CLS] DNA [SEP]`.
+
+    `max_length` truncates the DNA first only when the DNA alone is too long; hints never displace DNA:
+    they are clipped to the bases the source covers, and whole records that do not fit are left out
+    (canonical order, i.e. from the window's left end). No record fits -> no hint part at all.
     """
     encoding = tokenizer(
         clean_dna(dna),
@@ -202,11 +225,40 @@ def encode_source(tokenizer, dna: str, max_length: int | None = None) -> dict[st
         truncation=max_length is not None,
         max_length=max_length,
     )
-    return {
-        "input_ids": encoding["input_ids"],
-        "attention_mask": encoding["attention_mask"],
+    source = {
+        "input_ids": list(encoding["input_ids"]),
+        "attention_mask": list(encoding["attention_mask"]),
         "token_offsets": [tuple(span) for span in encoding["offset_mapping"]],
     }
+    hint_ids = _hint_ids(tokenizer, hints, source["token_offsets"], max_length, len(source["input_ids"]))
+    if hint_ids:
+        source["input_ids"] += hint_ids
+        source["attention_mask"] += [1] * len(hint_ids)
+        source["token_offsets"] += [(0, 0)] * len(hint_ids)
+    return source
+
+
+def _hint_ids(tokenizer, hints, token_offsets, max_length: int | None, used: int) -> list[int]:
+    """`[HIT] records [SEP]` ids of the hints that fit (see `encode_source`); [] when none."""
+    if not hints:
+        return []
+    if isinstance(hints, str):
+        decoded = text_to_genes(hints)
+        if decoded.errors:
+            raise TokenizerError(f"hint text does not decode: {decoded.errors[0]}")
+        hints = decoded.genes
+    covered = max(end for _, end in token_offsets)  # bases the (possibly truncated) DNA part shows
+    genes = normalise(clipped for gene in hints if (clipped := gene.clip(0, covered - 1)) is not None)
+    budget = None if max_length is None else max_length - used - 2  # room left besides [HIT] and [SEP]
+    records: list[int] = []
+    for gene in genes:
+        ids = tokens_to_ids(tokenizer, encode([gene], NumberCoordinates()))
+        if budget is not None and len(records) + len(ids) > budget:
+            break
+        records += ids
+    if not records:
+        return []
+    return [*tokens_to_ids(tokenizer, [HINTS_TASK]), *records, tokenizer.sep_token_id]
 
 
 def tokens_to_ids(tokenizer, tokens: Iterable[str]) -> list[int]:

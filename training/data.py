@@ -87,7 +87,8 @@ def tokenize_window(
     max_target_tokens: int | None = None,
 ) -> dict:
     """Model inputs of one window (the map function of `prepare_windows`)."""
-    source = encode_source(tokenizer, example["sequence"], max_length=max_source_tokens)
+    # Hints (a subset of the true genes, `--hint_ratio`) are input-side evidence the encoder reads.
+    source = encode_source(tokenizer, example["sequence"], max_source_tokens, example.get("hints"))
     decoded = text_to_genes(example["target"])
     if decoded.errors:
         where = f"{example.get('species', '?')} {example.get('seqid', '?')}:{example.get('start', '?')}"
