@@ -334,6 +334,7 @@ def init_model(args) -> GffMoeForConditionalGeneration:
         added = resize_to_tokenizer(model, len(tokenizer))
         print(f"vocabulary: {len(tokenizer)} tokens ({added} added rows, initialised to the mean)")
         set_special_tokens(model, tokenizer)
+        model.set_dna_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
     print(component_table(model, copied, args.expert_init if checkpoint is not None else "random"))
 
     save_dir = Path(args.save_dir)

@@ -35,6 +35,10 @@ except ImportError:  # the repository checkout imports it as a top-level module
     from configuration_gffmoe import GffMoeConfig
 
 
+BASE_CODES = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4}
+NO_BASE = 4
+
+
 def alibi_slopes(num_heads: int) -> torch.Tensor:
     """ALiBi head slopes with the standard rule for a head count that is not a power of two (as DNABERT-2)."""
 
@@ -265,6 +269,7 @@ class GffMoeEncoder(nn.Module):
         super().__init__()
         self.embed_tokens = embed_tokens
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.base_embedding = GffMoeBaseEmbedding(config)
         self.embedding_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layers = nn.ModuleList(GffMoeEncoderLayer(config, i) for i in range(config.num_hidden_layers))
@@ -276,6 +281,7 @@ class GffMoeEncoder(nn.Module):
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
+        token_offsets: torch.LongTensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
         **kwargs,
@@ -283,6 +289,8 @@ class GffMoeEncoder(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         embeddings = self.embed_tokens(input_ids) + self.token_type_embeddings(token_type_ids)
+        if token_offsets is not None:
+            embeddings = embeddings + self.base_embedding(input_ids, token_offsets).to(embeddings.dtype)
         hidden_states = self.dropout(self.embedding_norm(embeddings))
         length = hidden_states.shape[1]
         bias = AttentionBias(
@@ -300,6 +308,53 @@ class GffMoeEncoder(nn.Module):
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
         return GffMoeEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
+
+
+class GffMoeBaseEmbedding(nn.Module):
+    """The bases that BPE glues into one token, spelled out: a vector per (base, place in the token) and per
+    (base, codon phase in the window), summed over the token's bases. Shared by all tokens, so a small model
+    sees base composition and reading frame (third-position GC, stop codons) without learning them token by
+    token. Zero-initialised: a DNABERT-2 encoder starts out unchanged.
+
+    `token_bases` (saved with the weights) spells every vocabulary token as base codes 0-3 (A, C, G, T), 4 past
+    its end or for a token that is not DNA; `set_dna_vocabulary` fills it from the tokenizer.
+    """
+
+    def __init__(self, config: GffMoeConfig):
+        super().__init__()
+        self.max_offset = config.max_offset
+        self.register_buffer(
+            "token_bases", torch.full((config.vocab_size, config.max_offset), NO_BASE, dtype=torch.uint8)
+        )
+        self.by_position = nn.Parameter(torch.zeros(4 * config.max_offset, config.hidden_size))
+        self.by_phase = nn.Parameter(torch.zeros(4 * 3, config.hidden_size))
+
+    def set_dna_vocabulary(self, tokens: list[str]):
+        """Spell token id i as `tokens[i]` when it is DNA (ACGT, N as no base) that fits `max_offset`."""
+        spelled = torch.full((len(self.token_bases), self.max_offset), NO_BASE, dtype=torch.uint8)
+        for token_id, token in enumerate(tokens[: len(spelled)]):
+            if token and len(token) <= self.max_offset and set(token) <= set("ACGTN"):
+                spelled[token_id, : len(token)] = torch.tensor([BASE_CODES[b] for b in token])
+        self.token_bases.copy_(spelled)
+
+    def resize(self, vocab_size: int):
+        """Keep the spelling of the first `vocab_size` tokens; tokens added later are not DNA."""
+        grown = self.token_bases.new_full((vocab_size, self.max_offset), NO_BASE)
+        kept = min(vocab_size, len(self.token_bases))
+        grown[:kept] = self.token_bases[:kept]
+        self.token_bases = grown
+
+    def forward(self, input_ids: torch.LongTensor, token_offsets: torch.LongTensor) -> torch.Tensor:
+        # Only as many in-token places as the longest token of the batch.
+        longest = max(int((token_offsets[..., 1] - token_offsets[..., 0]).max()), 1)
+        known = input_ids < len(self.token_bases)
+        bases = self.token_bases[input_ids.clamp(max=len(self.token_bases) - 1), :longest].long()
+        bases = bases.masked_fill(~known[..., None], NO_BASE)
+        one_hot = F.one_hot(bases, NO_BASE + 1)[..., :NO_BASE].to(self.by_position.dtype)  # [B, S, K, 4]
+        places = torch.arange(longest, device=input_ids.device)
+        phase = F.one_hot((token_offsets[..., :1] + places) % 3, 3).to(one_hot.dtype)  # [B, S, K, 3]
+        by_phase = torch.einsum("bskc,bskp->bscp", one_hot, phase).flatten(-2)
+        return one_hot.flatten(-2) @ self.by_position[: 4 * longest] + by_phase @ self.by_phase
 
 
 class GffMoeTokenOffsetEmbedding(nn.Module):
@@ -538,6 +593,10 @@ class GffMoePreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=std)
         elif isinstance(module, (GffMoeEncoder, GffMoeDecoder)):
             init.copy_(module.alibi_slopes, alibi_slopes(self.config.num_attention_heads))
+        elif isinstance(module, GffMoeBaseEmbedding):
+            init.zeros_(module.by_position)
+            init.zeros_(module.by_phase)
+            init.constant_(module.token_bases, NO_BASE)
         elif isinstance(module, GffMoeTokenOffsetEmbedding):
             periods = 2.0 ** torch.linspace(1, 17, self.config.offset_frequencies)
             init.copy_(module.angular_frequencies, 2 * math.pi / periods)
@@ -572,6 +631,12 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
     def set_input_embeddings(self, new_embeddings: nn.Embedding):
         self.shared = new_embeddings
         self.encoder.embed_tokens = new_embeddings
+        self.encoder.base_embedding.resize(new_embeddings.num_embeddings)
+
+    def set_dna_vocabulary(self, tokens: list[str]):
+        """Tell the encoder how each vocabulary token is spelled (`tokenizer.convert_ids_to_tokens`), so
+        it can see the bases and reading frame inside BPE tokens (see `GffMoeBaseEmbedding`)."""
+        self.encoder.base_embedding.set_dna_vocabulary(tokens)
 
     def get_encoder(self, modality=None) -> GffMoeEncoder:
         return self.encoder
@@ -660,7 +725,10 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
 
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
-                input_ids, attention_mask, output_hidden_states=output_hidden_states
+                input_ids,
+                attention_mask,
+                token_offsets=token_offsets,
+                output_hidden_states=output_hidden_states,
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
