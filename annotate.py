@@ -22,7 +22,6 @@ import torch
 
 from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
-from annotation.windows import tile  # noqa: F401 (re-exported for scripts and tests)
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3

@@ -223,7 +223,7 @@ def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
         num_beams=num_beams,
     )
     assert lengths == {k: len(v) for k, v in contigs.items()}
-    expected = [w for seqid, dna in contigs.items() for w in annotate.tile(seqid, dna, 600, 150)]
+    expected = [w for seqid, dna in contigs.items() for w in tile(seqid, dna, 600, 150)]
     assert stats.windows == len(expected) and stats.bases == sum(len(w.sequence) for w in expected)
     for seqid, seq_genes in genes.items():
         assert len(stats.scores[seqid]) == len(seq_genes)
