@@ -14,19 +14,21 @@ biologically impossible in this window's DNA:
   the 3' end, length a multiple of 3, reading frame carried across the introns; an end that runs off an
   open window edge is exempt (any phase at an open 5' end, no stop needed at an open 3' end). Pseudogene
   CDS are only held to the structure (they are broken by definition);
-- transcripts: at most `MAX_TRANSCRIPTS` per gene, never two identical ones in a gene (a weak model loops
-  on them), and no two consecutive genes alike in (start, end, strand, type).
+- transcripts: at most `MAX_TRANSCRIPTS` per gene and one `<direct>` among them, never two identical ones
+  in a gene (a weak model loops on them), and no two consecutive genes alike in (start, end, strand, type).
 
 Coding-gene mode (`coding_genes=True`, the prokaryote default of the annotator): the grammar writes a
-gene's coordinates before its transcripts, so checking codons only at `<cds_all>` leaves a model whose
-coordinates are a few bases off with nothing but non-coding transcripts. In this mode the coordinates of
-a gene that can code (`<gene>`, `<protein_coding_gene>` on strand + or -) are snapped to open reading
-frames as they are written: the start to a start codon (minus strand: the left coordinate to a stop codon)
-whose frame has an in-frame stop in the window, the end to the first in-frame stop (minus strand: a start
-codon of that frame before the next upstream stop), genes at least `min_coding_length` bp, coordinates on
-an open window edge exempt as above (the open flag then becomes compulsory). Such a gene needs at least one
-transcript. The trade-off: a tRNA or rRNA written as `<gene>` is snapped to an ORF too (it loses exactness;
-gene-level scoring counts coding genes only); `<ncRNA_gene>` and `<pseudogene>` are not snapped.
+gene's coordinates before its strand and transcripts, so checking codons only at `<cds_all>` leaves a model
+whose coordinates are a few bases off with nothing but non-coding transcripts. In this mode the coordinates
+of a gene that can code (`<gene>`, `<protein_coding_gene>`) are snapped to the open reading frames of either
+strand as they are written: the left coordinate to a start codon (plus strand) or a stop codon (minus
+strand) of an ORF in the window, the right one to an end of an ORF with that left coordinate (plus: the first
+in-frame stop; minus: a start codon of that frame before the next upstream stop), genes at least
+`min_coding_length` bp, coordinates on an open window edge exempt as above (the open flag then becomes
+compulsory). The strand token then allows only the strands on which the span is an ORF (almost always one),
+so the DNA, not a guess made before any coordinate, decides it. Such a gene needs at least one transcript.
+The trade-off: a tRNA or rRNA written as `<gene>` is snapped to an ORF too (it loses exactness; gene-level
+scoring counts coding genes only); `<ncRNA_gene>` and `<pseudogene>` are not snapped.
 
 Per window, the DNA is coded once (`WindowTables`); the legal coding spans of a transcript are computed
 once when its exon chain is complete (a few hundred (start, end, phase) triples, numpy), then each
@@ -49,6 +51,7 @@ try:  # flat in a saved model directory (hub_code.py)
         BOS,
         CDS,
         CDS_ALL,
+        DIRECT,
         EOS,
         INTRONS,
         OPEN_LEFT,
@@ -58,6 +61,7 @@ try:  # flat in a saved model directory (hub_code.py)
         STRAND_TOKENS,
         is_gene_type,
         is_type_name,
+        type_token,
     )
     from .coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
 except ImportError:  # the repository checkout
@@ -66,6 +70,7 @@ except ImportError:  # the repository checkout
         BOS,
         CDS,
         CDS_ALL,
+        DIRECT,
         EOS,
         INTRONS,
         OPEN_LEFT,
@@ -75,6 +80,7 @@ except ImportError:  # the repository checkout
         STRAND_TOKENS,
         is_gene_type,
         is_type_name,
+        type_token,
     )
     from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
 
@@ -85,6 +91,7 @@ SPLICE_SITES = (("GT", "AG"), ("GC", "AG"), ("AT", "AC"))
 MIN_INTRON = 4
 MAX_TRANSCRIPTS = 16  # per gene; the shared genomes have at most a handful
 MIN_CODING_LENGTH = 90  # bp of a snapped gene, stop codon included (Prodigal's own minimum is 90)
+STRANDS = ("+", "-", ".")
 CODING_GENE_TYPES = ("gene", "protein_coding_gene")  # gene types whose span coding-gene mode snaps to an ORF
 _CODE = np.full(256, 4, dtype=np.int8)
 for _i, _b in enumerate("ACGT"):
@@ -274,7 +281,9 @@ class GrammarVocab:
         )
         self.coding_gene_types = frozenset(i for name, i in types.items() if name in CODING_GENE_TYPES)
         self.transcript_types = np.array(sorted(i for name, i in types.items() if not is_gene_type(name)))
+        self.direct = vocab[type_token(DIRECT)]
         self.strands = {vocab[token]: strand for token, strand in STRAND_TOKENS.items()}
+        self.strand_ids = {strand: i for i, strand in self.strands.items()}
         self.open_left, self.open_right = vocab[OPEN_LEFT], vocab[OPEN_RIGHT]
         self.span, self.introns, self.cds, self.cds_all = (
             vocab[SPAN],
@@ -433,7 +442,7 @@ class Grammar:
                 ids += v.gene_types.tolist()
             return np.array(ids)
         if state.slot == "strand":
-            return np.array(list(v.strands))
+            return np.array([v.strand_ids[s] for s in self._strands(state)])
         if state.slot == "coord":
             if state.first < 0:
                 return self.coords.first(state.legal)
@@ -481,12 +490,16 @@ class Grammar:
 
     def _follow(self, state: State) -> np.ndarray:
         """What may end the gene header or a transcript: another transcript, the next gene, the end."""
+        v = self.vocab
         count = len(state.done) + (state.transcript is not None)
         if count >= MAX_TRANSCRIPTS:
-            return self.vocab.next_gene
-        if count == 0 and state.gene.coding:
-            return self.vocab.transcript_types
-        return self.vocab.follow
+            return v.next_gene
+        follow = v.transcript_types if count == 0 and state.gene.coding else v.follow
+        # One `<direct>` transcript per gene: its segments hang on the gene itself, and two such chains
+        # under one parent read back as one (GFF3 joins a parent's CDS into one chain).
+        if any(t[0] == v.direct for t in state.done) or state.tokens[:1] == (v.direct,):
+            follow = follow[follow != v.direct]
+        return follow
 
     # -------------------------------------------------------- no repeated transcripts
 
@@ -544,9 +557,7 @@ class Grammar:
         if slot == "done" or token == v.eos:
             return replace(state, slot="done")
         if slot == "strand":
-            strand = v.strands[token]
-            gene = replace(state.gene, strand=strand, coding=state.gene.coding and strand != ".")
-            return self._coordinate(replace(state, gene=gene), "gene_start")
+            return replace(state, slot="body", gene=replace(state.gene, strand=v.strands[token]))
         if slot == "coord":
             if state.first < 0:
                 return replace(state, first=token)
@@ -562,7 +573,7 @@ class Grammar:
                 type_id=token,
                 coding=self.coding_genes and token in v.coding_gene_types,
             )
-            return State(slot="strand", prev=prev, prev_kind=kind, gene=gene)
+            return self._coordinate(State(prev=prev, prev_kind=kind, gene=gene), "gene_start")
         gene, tx = state.gene, state.transcript
         if token in v.transcript_type_set:
             done = state.done if tx is None else state.done | {state.tokens}
@@ -596,7 +607,7 @@ class Grammar:
         if purpose == "gene_start":
             return self._coordinate(replace(state, gene=replace(gene, start=value)), "gene_end")
         if purpose == "gene_end":
-            return replace(body, gene=replace(gene, end=value))
+            return replace(body, slot="strand", gene=replace(gene, end=value))
         if purpose == "span_start":
             return self._coordinate(
                 replace(state, transcript=replace(tx, start=value, exon_start=value)), "span_end"
@@ -620,12 +631,12 @@ class Grammar:
         gene, tx = state.gene, state.transcript
         if purpose == "gene_start":
             legal[max(state.prev[0], 0) : n - 1] = True
-            if state.prev[0] >= 0 and self._lowest_end(state, state.prev[0]) > n - 1:
-                legal[state.prev[0]] = False
             if gene.coding:
                 legal &= self._mask(self._gene_orfs(state)[:, 0])
         elif purpose == "gene_end":
-            legal[self._lowest_end(state, gene.start) :] = True
+            # Canonical order: a gene starting where the previous one did ends no earlier.
+            same_start = gene.start == state.prev[0]
+            legal[max(gene.start + 1, state.prev[1]) if same_start else gene.start + 1 :] = True
             if gene.coding:
                 orfs = self._gene_orfs(state)
                 legal &= self._mask(orfs[orfs[:, 0] == gene.start, 1])
@@ -669,23 +680,33 @@ class Grammar:
         mask[positions] = True
         return mask
 
-    def _lowest_end(self, state: State, start: int) -> int:
-        """Canonical order: a gene starting where the previous one did ends no earlier (later if alike)."""
-        if start != state.prev[0]:
-            return start + 1
-        alike = state.prev_kind == (state.gene.strand, state.gene.type_id)
-        return max(start + 1, state.prev[1] + alike)
+    def _strands(self, state: State) -> list[str]:
+        """Strands the gene whose coordinates are written may take: for a coding gene those on which its span
+        is an ORF; never the previous gene's when that one is alike (same span and type)."""
+        gene = state.gene
+        if gene.coding:
+            orfs = self._gene_orfs(state)
+            on_span = (orfs[:, 0] == gene.start) & (orfs[:, 1] == gene.end)
+            return [STRANDS[k] for k in sorted(set(orfs[on_span, 2].tolist()))]
+        alike = (gene.start, gene.end) == state.prev and gene.type_id == state.prev_kind[1]
+        return [s for s in STRANDS if not (alike and s == state.prev_kind[0])]
 
     def _gene_orfs(self, state: State) -> np.ndarray:
-        """The ORF spans (start, end) a coding gene may take here: addressable, in canonical order."""
-        orfs = self.tables.orfs(state.gene.strand, self.min_coding_length)
-        start, end = orfs[:, 0], orfs[:, 1]
-        prev_start = state.prev[0]
-        lowest_end = start + 1
-        if prev_start >= 0:
-            lowest_end = np.where(start == prev_start, self._lowest_end(state, prev_start), lowest_end)
+        """The ORF spans a coding gene may take here, as rows (start, end, strand index into STRANDS):
+        addressable, in canonical order, and not a repeat of an alike previous gene."""
+        orfs = np.concatenate(
+            [
+                np.column_stack([spans, np.full(len(spans), k)])
+                for k, spans in enumerate(self.tables.orfs(s, self.min_coding_length) for s in "+-")
+            ]
+        )
+        start, end, strand = orfs[:, 0], orfs[:, 1], orfs[:, 2]
+        (prev_start, prev_end), (prev_strand, prev_type) = state.prev, state.prev_kind
+        keep = (start > prev_start) | ((start == prev_start) & (end >= prev_end))
+        if prev_type == state.gene.type_id and prev_strand in "+-":
+            keep &= ~((start == prev_start) & (end == prev_end) & (strand == STRANDS.index(prev_strand)))
         addressable = self.tables.addressable
-        return orfs[(start >= prev_start) & (end >= lowest_end) & addressable[start] & addressable[end]]
+        return orfs[keep & addressable[start] & addressable[end]]
 
     def _is_orf(self, gene: _Gene, open_left: bool, open_right: bool) -> bool:
         """Whether the gene's span is one whole CDS, given which of its edges run off the window."""

@@ -203,15 +203,15 @@ def test_genes_crossing_the_window_edge_stay_open_not_complete():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("<gene> <+> <n0> <n50> <n0> <n10>", "end 10 < start 50"),
-        ("<gene> <+> <n0> <n5> <n2> <n0>", "not a coordinate"),  # 2000 is outside a 1000-bp window
-        ("<gene> <+> <n0> <n5>", "ends inside a record"),
-        ("<gene> <x> <n0> <n5> <n0> <n9>", "expected a strand"),
+        ("<gene> <n0> <n50> <n0> <n10> <+>", "end 10 < start 50"),
+        ("<gene> <n0> <n5> <n2> <n0> <+>", "not a coordinate"),  # 2000 is outside a 1000-bp window
+        ("<gene> <n0> <n5> <n0>", "ends inside a record"),
+        ("<gene> <n0> <n5> <n0> <n9> <x>", "expected a strand"),
         ("<n5> <gene>", "expected a gene type"),
-        ("<gene> <+> <n0> <n1> <n0> <n9> <mRNA> <cds> <n0> <n20> <n0> <n30>", "not inside its extent"),
-        ("<gene> <+> <n0> <n1> <n0> <n9> <mRNA> <ph1>", "unexpected '<ph1>'"),
-        ("<gene> <+> <n0> <n1> <n0> <n9> <mRNA> <introns> <cds_all> <n0> <n3> <n0> <n5>", "not a coordinate"),
-        ("<gene> <+> <n0> <n1> <n0> <n9> <mRNA> <introns> <n0> <n5> <n0> <n0>", "exons are not sorted"),
+        ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <cds> <n0> <n20> <n0> <n30>", "not inside its extent"),
+        ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <ph1>", "unexpected '<ph1>'"),
+        ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <introns> <cds_all> <n0> <n3> <n0> <n5>", "not a coordinate"),
+        ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <introns> <n0> <n5> <n0> <n0>", "exons are not sorted"),
     ],
 )
 def test_malformed_records_are_reported_not_raised(text, message):
@@ -221,7 +221,7 @@ def test_malformed_records_are_reported_not_raised(text, message):
 
 def test_resynchronises_at_the_next_gene():
     good = genes_to_text([BACTERIAL])
-    result = text_to_genes(f"<mRNA> <n3> junk <gene> <-> <n0> {good}")
+    result = text_to_genes(f"<mRNA> <n3> junk <gene> <n0> <n1> <-> {good}")
     assert result.genes == [BACTERIAL]
     assert len(result.errors) == 2
     # Junk right after a record may be a garbled part of it: the record is not trusted.

@@ -39,7 +39,7 @@ def allowed_after(dna: str, tokens: list[str], table: int = 11, offsets=None) ->
 
 
 def gene_head(start: int, end: int, strand: str = "+", gene_type: str = "gene") -> list[str]:
-    return [f"<{gene_type}>", f"<{strand}>", *NUMBERS.encode(start), *NUMBERS.encode(end)]
+    return [f"<{gene_type}>", *NUMBERS.encode(start), *NUMBERS.encode(end), f"<{strand}>"]
 
 
 def revcomp(dna: str) -> str:
@@ -123,28 +123,31 @@ def test_open_edges_only_at_the_window_edge_and_exempt_the_cut_codons():
     assert "<open_r>" not in allowed_after(dna, gene_head(0, 8))
     assert "<cds_all>" not in allowed_after(dna, [*gene_head(0, 8), "<direct>"])  # complete: needs a start
     after_cds = allowed_after(dna, [*gene_head(0, 8), "<open_l>", "<direct>", "<cds_all>"])
-    assert "<ph1>" not in after_cds and "<ph2>" not in after_cds and "<direct>" in after_cds  # phase 0 only
+    assert "<ph1>" not in after_cds and "<ph2>" not in after_cds and "<mRNA>" in after_cds  # phase 0 only
     shifted = "A" + dna  # now the frame that ends in the stop starts one base in: phase 1
     after_cds = allowed_after(shifted, [*gene_head(0, 9), "<open_l>", "<direct>", "<cds_all>"])
-    assert after_cds & {"<ph1>", "<ph2>", "<direct>"} == {"<ph1>"}
+    assert after_cds & {"<ph1>", "<ph2>", "<mRNA>"} == {"<ph1>"}
 
 
 def test_genes_in_canonical_order_and_start_before_end():
     first_gene = [*gene_head(10, 21), "<direct>", "<cds_all>"]
-    starts = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<+>", "<n0>"])
+    starts = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<n0>"])
     assert "<n9>" not in starts and "<n10>" in starts
-    ends = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<+>", *NUMBERS.encode(10), "<n0>"])
-    assert "<n21>" not in ends and "<n22>" in ends  # same start: end after the previous end (a repeat)
-    ends = allowed_after(ORF_DNA, [*first_gene, "<gene>", "<->", *NUMBERS.encode(10), "<n0>"])
-    assert "<n20>" not in ends and "<n21>" in ends  # the same span on the other strand is another gene
-    assert "<n10>" not in allowed_after(ORF_DNA, ["<gene>", "<+>", *NUMBERS.encode(10), "<n0>"])
+    ends = allowed_after(ORF_DNA, [*first_gene, "<gene>", *NUMBERS.encode(10), "<n0>"])
+    assert "<n20>" not in ends and {"<n21>", "<n22>"} <= ends  # same start: end no earlier
+    # the same span and type again: only on another strand (the same strand would repeat the gene)
+    strands = allowed_after(ORF_DNA, [*first_gene, "<gene>", *NUMBERS.encode(10), *NUMBERS.encode(21)])
+    assert strands == {"<->", "<.>"}
+    strands = allowed_after(ORF_DNA, [*first_gene, "<ncRNA_gene>", *NUMBERS.encode(10), *NUMBERS.encode(21)])
+    assert strands == {"<+>", "<->", "<.>"}
+    assert "<n10>" not in allowed_after(ORF_DNA, ["<gene>", *NUMBERS.encode(10), "<n0>"])
 
 
 def test_pointer_coordinates_name_bases_inside_dna_tokens():
     dna = random_dna(20, seed=3)
     offsets = [(0, 0), (0, 5), (5, 9), (9, 20), (0, 0)]
-    assert allowed_after(dna, ["<gene>", "<+>"], offsets=offsets) == {"<@1>", "<@2>", "<@3>"}
-    assert allowed_after(dna, ["<gene>", "<+>", "<@2>"], offsets=offsets) == {f"<o{k}>" for k in range(4)}
+    assert allowed_after(dna, ["<gene>"], offsets=offsets) == {"<@1>", "<@2>", "<@3>"}
+    assert allowed_after(dna, ["<gene>", "<@2>"], offsets=offsets) == {f"<o{k}>" for k in range(4)}
     scheme = PointerCoordinates(offsets, len(VOCAB))
     assert scheme.decode("<@2>", "<o3>") == 8
 
@@ -231,7 +234,7 @@ def test_incremental_state_equals_full_parse():
 def test_beam_rows_are_grouped_by_window():
     short, long = "C" * 30, ORF_DNA
     processor = BiologyConstrainedLogitsProcessor.for_windows(GRAMMAR_VOCAB, [short, long])
-    prefix = ["<bos>", "[ATT]", "<gene>", "<+>", "<n0>"]
+    prefix = ["<bos>", "[ATT]", "<gene>", "<n0>"]
     ids = torch.tensor([[token_id(t) for t in prefix]] * 4)  # 2 windows x 2 beams
     out = processor(ids, torch.zeros(4, len(VOCAB)))
     legal = [{token_name(i) for i in np.flatnonzero(np.isfinite(row.numpy()))} for row in out]
@@ -298,39 +301,54 @@ def test_coding_gene_mode_minimum_length_and_pointers():
     # ORFs: 10..21 (12 bp) and 30..62 (ATG + 9 codons + TAG, 33 bp); C-runs hold no start or stop.
     dna = "C" * 10 + "ATGGCTGCTTAA" + "C" * 8 + "ATG" + "GCT" * 9 + "TAG" + "C" * 10
     assert dna[30:33] == "ATG" and dna[60:63] == "TAG"
-    starts = allowed_coding(dna, ["<gene>", "<+>", "<n0>"], min_coding_length=9)
-    assert starts == {"<n0>", "<n10>", "<n30>"}  # 0: a gene cut by the open left edge
-    assert allowed_coding(dna, ["<gene>", "<+>", "<n0>"], min_coding_length=20) == {"<n0>", "<n30>"}
-    assert allowed_coding(dna, ["<gene>", "<+>", "<n0>", "<n30>", "<n0>"]) == {"<n62>"}
+    # left coordinates of both strands: plus-strand start codons at 10 and 30 (and 0, a gene cut by the open
+    # left edge), minus-strand stops (TTA) at 18 and 59 whose ORFs run off the open right edge
+    starts = allowed_coding(dna, ["<gene>", "<n0>"], min_coding_length=9)
+    assert starts == {"<n0>", "<n10>", "<n18>", "<n30>", "<n59>"}
+    without_short = allowed_coding(dna, ["<gene>", "<n0>"], min_coding_length=20)
+    assert without_short == starts - {"<n10>"}  # 10..21 is 12 bp
+    assert allowed_coding(dna, ["<gene>", "<n0>", "<n30>", "<n0>"]) == {"<n62>"}
+    # the DNA decides the strand: the span is an ORF on + only, and its mirror image on - only
+    assert allowed_coding(dna, ["<gene>", "<n0>", "<n30>", "<n0>", "<n62>"]) == {"<+>"}
+    mirrored = ["<gene>", *NUMBERS.encode(len(dna) - 63), *NUMBERS.encode(len(dna) - 31)]
+    assert allowed_coding(revcomp(dna), mirrored) == {"<->"}
     # not snapped: other gene types, and the mode off
-    assert "<n11>" in allowed_coding(dna, ["<ncRNA_gene>", "<+>", "<n0>"])
-    assert "<n11>" in allowed_after(dna, ["<gene>", "<+>", "<n0>"])
+    assert "<n11>" in allowed_coding(dna, ["<ncRNA_gene>", "<n0>"])
+    assert "<n11>" in allowed_after(dna, ["<gene>", "<n0>"])
     # pointers: only tokens holding a legal base, then only its legal offsets
     offsets = [(0, 0), (0, 12), (12, 31), (31, 50), (50, len(dna)), (0, 0)]
-    assert allowed_coding(dna, ["<gene>", "<+>"], 20, offsets) == {"<@1>", "<@2>"}
-    assert allowed_coding(dna, ["<gene>", "<+>", "<@2>"], 20, offsets) == {"<o18>"}
-    assert allowed_coding(dna, ["<gene>", "<+>", "<@2>", "<o18>"], 20, offsets) == {"<@4>"}
+    assert allowed_coding(dna, ["<gene>"], 20, offsets) == {"<@1>", "<@2>", "<@4>"}
+    assert allowed_coding(dna, ["<gene>", "<@2>"], 20, offsets) == {"<o6>", "<o18>"}
+    assert allowed_coding(dna, ["<gene>", "<@2>", "<o18>"], 20, offsets) == {"<@4>"}
 
 
 def test_coding_gene_at_the_window_edge_must_be_marked_open():
     dna = "GCTGCTTAA" + "C" * 20  # the left edge cuts the ORF: no start codon
-    head = ["<gene>", "<+>", *NUMBERS.encode(0), *NUMBERS.encode(8)]
+    head = ["<gene>", *NUMBERS.encode(0), *NUMBERS.encode(8), "<+>"]
     assert allowed_coding(dna, head) == {"<open_l>"}
     assert "<cds_all>" in allowed_coding(dna, [*head, "<open_l>", "<direct>"])
 
 
 def test_repeated_transcripts_are_banned():
-    gene = [*gene_head(10, 21), "<direct>", "<cds_all>"]
-    assert "<direct>" in allowed_after(ORF_DNA, gene)
-    assert "<cds_all>" not in allowed_after(ORF_DNA, [*gene, "<direct>"])  # only a repeat follows it
-    no_cds = [*gene, "<direct>", "<tRNA>"]
+    gene = [*gene_head(10, 21), "<mRNA>", "<cds_all>"]
+    assert "<mRNA>" in allowed_after(ORF_DNA, gene)
+    assert "<cds_all>" not in allowed_after(ORF_DNA, [*gene, "<mRNA>"])  # only a repeat follows it
+    no_cds = [*gene, "<mRNA>", "<tRNA>"]
     assert "<eos>" in allowed_after(ORF_DNA, no_cds)
-    # <direct> alone and with the whole CDS are taken: a third <direct> needs its own <span>
-    third = allowed_after(ORF_DNA, [*gene, "<direct>", "<direct>"])
+    # <mRNA> alone and with the whole CDS are taken: a third <mRNA> needs its own <span>
+    third = allowed_after(ORF_DNA, [*gene, "<mRNA>", "<mRNA>"])
     assert "<eos>" not in third and "<cds_all>" not in third and "<span>" in third
-    # a 2 bp gene has one possible <direct> transcript: no second one
-    tiny = allowed_after(ORF_DNA, [*gene_head(10, 11), "<direct>"])
-    assert "<direct>" not in tiny and "<mRNA>" in tiny
+    # a 2 bp gene has one possible <mRNA> transcript: no second one
+    tiny = allowed_after(ORF_DNA, [*gene_head(10, 11), "<mRNA>"])
+    assert "<mRNA>" not in tiny and "<tRNA>" in tiny
+
+
+def test_one_direct_transcript_per_gene():
+    """Two <direct> chains would hang two CDS on one GFF3 parent, which reads back as one broken chain."""
+    direct = [*gene_head(10, 21), "<direct>", "<cds_all>"]
+    assert "<direct>" in allowed_after(ORF_DNA, gene_head(10, 21))
+    after = allowed_after(ORF_DNA, direct)
+    assert "<direct>" not in after and {"<mRNA>", "<eos>"} <= after
 
 
 def greedy(dna: str, wanted: list, coding_genes: bool = True) -> list[str]:
@@ -359,7 +377,7 @@ def test_a_slightly_wrong_gene_is_snapped_to_the_true_orf(strand):
     if strand == "-":
         dna = revcomp(dna)
         start, end = len(dna) - 1 - end, len(dna) - 1 - start
-    wanted = ["<gene>", f"<{strand}>", "<n0>", start + 2, "<n0>", end + 4, "<direct>", "<cds_all>"]
+    wanted = ["<gene>", "<n0>", start + 2, "<n0>", end + 4, f"<{strand}>", "<direct>", "<cds_all>"]
     genes = decode(greedy(dna, wanted), NUMBERS).genes
     assert [(g.start, g.end, g.strand) for g in genes] == [(start, end, strand)]
     assert genes[0].transcripts[0].cds == (start, end)

@@ -112,7 +112,7 @@ def test_hints_follow_the_dna_as_evidence_no_pointer_can_name(gff_tokenizer):
     pointers = PointerCoordinates(source["token_offsets"], len(gff_tokenizer))
     assert all(pointers.position_of(bp) < n for bp in range(len(dna)))
     with pytest.raises(TokenizerError, match="hint text does not decode"):
-        encode_source(gff_tokenizer, dna, hints="<gene> <+> <n0>")
+        encode_source(gff_tokenizer, dna, hints="<gene> <n0>")
 
 
 def test_hints_are_cut_first_and_whole_records_only(gff_tokenizer):
@@ -170,7 +170,7 @@ def test_reloads_identically_with_auto_tokenizer(gff_tokenizer, tmp_path):
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded.get_vocab() == gff_tokenizer.get_vocab() and len(reloaded) == len(gff_tokenizer)
     assert reloaded.all_special_tokens == gff_tokenizer.all_special_tokens
-    sample = "ACGTTGCA" * 20 + " <gene> <+> <n0> <n5> " + "TTGACA" * 5
+    sample = "ACGTTGCA" * 20 + " <gene> <n0> <n5> <+> " + "TTGACA" * 5
     assert reloaded(sample).input_ids == gff_tokenizer(sample).input_ids
 
 

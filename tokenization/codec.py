@@ -4,7 +4,7 @@ Every token is a bracketed string `<...>` (or `[ATT]` / `[HIT]`), so no token oc
 inside DNA. The decoder's labels for one window are `[ATT] gene* <eos>` (decoder start: `<bos>`); hints
 (task `[HIT]`) are an input-side record list in the same grammar.
 
-    gene   := GTYPE STRAND coord(start) coord(end) [<open_l>] [<open_r>] tx*
+    gene   := GTYPE coord(start) coord(end) STRAND [<open_l>] [<open_r>] tx*
     GTYPE  := <gene> | <pseudogene> | <ncRNA_gene> | ...    (any type name ending in "gene")
     STRAND := <+> | <-> | <.>
     tx     := TTYPE [<span> coord coord] [<introns> (coord coord)+] [CDS]
@@ -12,6 +12,9 @@ inside DNA. The decoder's labels for one window are `[ATT] gene* <eos>` (decoder
     CDS    := <cds_all> [PHASE] | <cds> coord coord [PHASE]
     PHASE  := <ph1> | <ph2>
 
+- The strand follows the gene's coordinates: where a gene lies is decided first, and which strand it is on
+  then follows from the DNA at those coordinates (for a coding gene, the strand on which the span is an
+  open reading frame), instead of a guess made before the decoder has pointed anywhere.
 - `<direct>`: segments hang on the gene itself (NCBI prokaryote gene -> CDS, SGD).
 - `<span>` only when the transcript's extent (its exon chain's extent) differs from the gene's.
 - `<introns>` lists, per exon junction, (last base of exon k, first base of exon k+1); absent = one exon.
@@ -23,7 +26,7 @@ inside DNA. The decoder's labels for one window are `[ATT] gene* <eos>` (decoder
   `<n{bp // 1000}> <n{bp % 1000}>` (canonical text in datasets) or a pointer `<@i> <o{k}>`.
 
 Tokens per gene: a bacterial gene (gene -> CDS over the whole gene) costs 8 tokens
-(`<gene> <+> c c <direct> <cds_all>`, c = 2 tokens); a one-mRNA eukaryote gene with n exons and UTRs costs
+(`<gene> c c <+> <direct> <cds_all>`, c = 2 tokens); a one-mRNA eukaryote gene with n exons and UTRs costs
 13 + 4(n - 1) tokens (+1 for a non-zero phase), e.g. 29 for 5 exons.
 
 Normalisation (what decoding restores exactly): genes sorted by (start, end, strand, type, transcripts,
@@ -206,8 +209,8 @@ def _describe(gene: Gene) -> str:
 
 
 def _gene_tokens(gene: Gene, scheme: CoordinateScheme) -> list[str]:
-    tokens = [type_token(gene.type), _strand_token(gene.strand), *scheme.encode(gene.start)]
-    tokens += scheme.encode(gene.end)
+    tokens = [type_token(gene.type), *scheme.encode(gene.start), *scheme.encode(gene.end)]
+    tokens.append(_strand_token(gene.strand))
     tokens += [OPEN_LEFT] * gene.open_left + [OPEN_RIGHT] * gene.open_right
     for t in gene.transcripts:
         tokens.append(type_token(t.type))
@@ -330,10 +333,10 @@ def _skip_to_next_gene(reader: _Reader, i: int) -> None:
 
 def _read_gene(reader: _Reader) -> Gene:
     gene_type = _type_of(reader.take("gene type"))
+    start, end = reader.coordinate("gene start"), reader.coordinate("gene end")
     strand_token = reader.take("strand")
     if strand_token not in STRAND_TOKENS:
         raise _Malformed(f"token {reader.i - 1}: expected a strand, got {strand_token!r}")
-    start, end = reader.coordinate("gene start"), reader.coordinate("gene end")
     open_left, open_right = reader.accept(OPEN_LEFT), reader.accept(OPEN_RIGHT)
     transcripts = []
     while (token := reader.peek()) is not None and token != EOS:
