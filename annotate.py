@@ -103,6 +103,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--min_coding_length", type=int, default=MIN_CODING_LENGTH, help="bp of a snapped gene, stop included"
     )
+    parser.add_argument(
+        "--both_strands",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read the - strand from each window's reverse complement, where its genes are + genes "
+        "(default; twice the decoding time, more - strand genes found)",
+    )
     parser.add_argument("--window_size", type=int, help="bp per window (default: the taxon's limit)")
     parser.add_argument(
         "--overlap",
@@ -137,6 +144,7 @@ def main(argv=None) -> int:
             genetic_code=args.genetic_code,
             coding_genes=args.coding_genes,
             min_coding_length=args.min_coding_length,
+            both_strands=args.both_strands,
             window_size=args.window_size,
             overlap=args.overlap,
             max_new_tokens=args.max_new_tokens,

@@ -261,6 +261,8 @@ def build_config(args, checkpoint: DnabertCheckpoint | None, vocab_size: int | N
             "intermediate_size": args.intermediate_size,
             "vocab_size": vocab_size or args.vocab_size,
         }
+    if args.hidden_dropout_prob is not None:
+        fields["hidden_dropout_prob"] = args.hidden_dropout_prob
     return GffMoeConfig(
         **fields,
         decoder_layers=args.decoder_layers,
@@ -369,6 +371,12 @@ def parse_args(argv=None):
         "--expert_noise", type=float, default=0.01, help="upcycling noise, relative to weight std"
     )
     parser.add_argument("--coordinate_scheme", choices=("pointer", "number"), default="pointer")
+    parser.add_argument(
+        "--hidden_dropout_prob",
+        type=float,
+        help="dropout after embeddings, attention and feed-forwards (default: DNABERT-2's, 0.1); "
+        "0 for short trainings, which underfit",
+    )
     parser.add_argument("--max_length", type=int, default=1024, help="default generation length")
     parser.add_argument("--seed", type=int, default=0)
     small = parser.add_argument_group("random model size (without --dnabert_path)")

@@ -40,6 +40,7 @@ FORWARD_PARAMETERS = (
     "constraints",
     "coding_genes",
     "min_coding_length",
+    "both_strands",
     "max_new_tokens",
     "progress",
     "hints",
@@ -69,7 +70,8 @@ class GffAnnotationPipeline(Pipeline):
     Call options: taxon ("prokaryotes"; sets the window size and genetic code), genetic_code,
     window_size, overlap (bp), window_batch_size (windows per `generate` call, default 4), num_beams,
     constraints (biology-constrained decoding, default True), coding_genes (snap gene spans to ORFs,
-    default: prokaryotes), min_coding_length (bp, default 90), max_new_tokens (per window), progress (a
+    default: prokaryotes), min_coding_length (bp, default 90), both_strands (read the - strand from each
+    window's reverse complement, default True), max_new_tokens (per window), progress (a
     tqdm bar), hints (evidence the encoder reads: a GFF3/GTF path, or {seqid: [Gene]} 1-based), source
     (GFF3 column 2, default "GFF-MoE"). `batch_size` keeps its pipeline meaning.
     """

@@ -3,7 +3,7 @@
 `annotate_genome` (a FASTA file) and `annotate_records` (any (seqid, sequence) records) tile each contig
 into windows at the taxon's length limit (the dataset's own table) with overlap, annotate them in batches
 with `WindowAnnotator` (cached `generate`, optionally beam search, under the biology constraints of
-`constraints`), and stitch the windows' genes back into one annotation per contig (`windows`), each gene
+`constraints`; each strand read 5' to 3', see `WindowAnnotator`), and stitch the windows' genes back into one annotation per contig (`windows`), each gene
 scored by the mean log-probability of its tokens. Evidence genes (`read_hints`, a GFF3/GTF file) are clipped
 to each window they touch and read by the encoder after the DNA (`tokenization.encode_source`).
 
@@ -17,14 +17,15 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 
 import torch
+from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
 from .constraints import MIN_CODING_LENGTH, BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
-from .windows import Prediction, StitchStats, Window, place, stitch, tile
+from .windows import Prediction, StitchStats, Window, place, same_locus, stitch, tile
 
 try:  # flat in a saved model directory
     from .codec import CodecError, decode, encode
@@ -80,7 +81,15 @@ class AnnotationStats:
 
 
 class WindowAnnotator:
-    """Annotates batches of windows with one model: encode, generate (constrained), decode, score."""
+    """Annotates batches of windows with one model: encode, generate (constrained), decode, score.
+
+    `both_strands` (the default) reads every window twice, as given and as its reverse complement, so that
+    each strand is also read 5' to 3'. The decoder writes a gene's left coordinate first: on the + strand
+    any start codon of the right ORF then fixes the 3' end, on the - strand the left coordinate is the stop
+    codon itself, which a small model finds less often; on the reverse complement those genes are + genes.
+    The genes of both reads are merged; where the two reads found one locus (`same_locus`), the copy with the
+    higher score stays. It doubles the decoding.
+    """
 
     def __init__(
         self,
@@ -92,8 +101,10 @@ class WindowAnnotator:
         max_new_tokens: int | None = None,
         coding_genes: bool = False,
         min_coding_length: int = MIN_CODING_LENGTH,
+        both_strands: bool = True,
     ):
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.both_strands = both_strands
         self.vocab = GrammarVocab.from_tokenizer(tokenizer)
         self.code = GeneticCode(genetic_code)
         self.constraints, self.num_beams, self.max_new_tokens = constraints, num_beams, max_new_tokens
@@ -109,6 +120,28 @@ class WindowAnnotator:
         `hints[i]`: evidence genes of window i in its coordinates (`window_hints`), read by the encoder.
         """
         hints = hints or [None] * len(windows)
+        if not self.both_strands:
+            return self._generate(windows, hints)
+        flipped = [
+            replace(
+                w, sequence=reverse_complement(w.sequence), open_left=w.open_right, open_right=w.open_left
+            )
+            for w in windows
+        ]
+        flipped_hints = [
+            h and [g.mirror(len(w.sequence)) for g in h] for w, h in zip(windows, hints, strict=True)
+        ]
+        genes, scores, errors = self._generate(windows + flipped, hints + flipped_hints)
+        n = len(windows)
+        for i, window in enumerate(windows):
+            mirrored = [g.mirror(len(window.sequence)) for g in genes[n + i]]
+            genes[i], scores[i] = merge_reads(genes[i], scores[i], mirrored, scores[n + i])
+        return genes[:n], scores[:n], errors
+
+    def _generate(
+        self, windows: list[Window], hints: list[list[Gene] | None]
+    ) -> tuple[list[list[Gene]], list[list[float]], int]:
+        """One constrained `generate` over the windows as given: genes, their scores, malformed records."""
         sources = [
             encode_source(self.tokenizer, w.sequence, hints=h) for w, h in zip(windows, hints, strict=True)
         ]
@@ -163,16 +196,26 @@ class WindowAnnotator:
         return genes, scores, errors
 
     def _records(self, ids: list[int], log_probs: list[float], offset: int, scheme):
-        """Decode each gene record on its own, so that each gets the mean log-probability of its tokens."""
-        if self.vocab.eos in ids[offset:]:
+        """Decode each gene record on its own, so that each gets the mean log-probability of its tokens.
+
+        When the token budget ran out, the last record may be cut anywhere, even where it reads as complete
+        (`<cds_all>` without the phase token that followed, a header without its open flags): it is kept
+        with its transcripts that another transcript's type token follows, and dropped when it has none.
+        """
+        cut_by_budget = self.vocab.eos not in ids[offset:]
+        if not cut_by_budget:
             ids = ids[: ids.index(self.vocab.eos, offset)]
         starts = [i for i in range(offset, len(ids)) if ids[i] in self.vocab.gene_type_set] + [len(ids)]
         genes, scores, errors = [], [], 0
         for begin, end in zip(starts, starts[1:], strict=False):
-            tokens = ids_to_tokens(self.tokenizer, ids[begin:end])
-            result = decode(tokens, scheme)
-            if result.errors and end == len(ids):  # the budget ran out inside the last record:
-                result = _complete_prefix(tokens, scheme) or result  # keep its complete transcripts
+            record = ids[begin:end]
+            if cut_by_budget and end == len(ids):
+                transcripts = [k for k, i in enumerate(record) if i in self.vocab.transcript_type_set]
+                if len(transcripts) < 2:  # not one whole transcript
+                    errors += 1
+                    continue
+                record = record[: transcripts[-1]]
+            result = decode(ids_to_tokens(self.tokenizer, record), scheme)
             errors += len(result.errors)
             finite = [p for p in log_probs[begin - offset : end - offset] if math.isfinite(p)]
             for gene in result.genes:
@@ -181,13 +224,19 @@ class WindowAnnotator:
         return genes, scores, errors
 
 
-def _complete_prefix(tokens: list[str], scheme, longest_tail: int = 16):
-    """The longest well-formed record among `tokens` minus up to `longest_tail` trailing tokens."""
-    for cut in range(len(tokens) - 1, max(len(tokens) - longest_tail, 0), -1):
-        result = decode(tokens[:cut], scheme)
-        if result.genes and not result.errors:
-            return result
-    return None
+def merge_reads(
+    genes: list[Gene], scores: list[float], other_genes: list[Gene], other_scores: list[float]
+) -> tuple[list[Gene], list[float]]:
+    """The genes of two reads of one window (both in its coordinates), a locus found by both reads once:
+    greedy by score, a gene is dropped when the other read's accepted genes hold the same locus."""
+    candidates = [(s, 0, g) for g, s in zip(genes, scores, strict=True)]
+    candidates += [(s, 1, g) for g, s in zip(other_genes, other_scores, strict=True)]
+    accepted: list[tuple[float, int, Gene]] = []
+    for score, read, gene in sorted(candidates, key=lambda c: -c[0]):
+        if not any(r != read and same_locus(gene, g) for _, r, g in accepted):
+            accepted.append((score, read, gene))
+    accepted.sort(key=lambda c: c[2])
+    return [g for _, _, g in accepted], [s for s, _, _ in accepted]
 
 
 def token_log_probs(out) -> torch.Tensor:
@@ -276,6 +325,7 @@ def annotate_records(
     genetic_code: int | None = None,
     coding_genes: bool | None = None,
     min_coding_length: int = MIN_CODING_LENGTH,
+    both_strands: bool = True,
     window_size: int | None = None,
     overlap: int | None = None,
     max_new_tokens: int | None = None,
@@ -289,7 +339,8 @@ def annotate_records(
 
     `stats.scores[seqid]` runs parallel to `genes_by_seqid[seqid]` (mean token log-probability per gene).
     `coding_genes` (default: on for prokaryotes, whose genes are single ORFs) snaps the spans of `<gene>`
-    records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`).
+    records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`). `both_strands`
+    reads the - strand from each window's reverse complement (`WindowAnnotator`; twice the decoding).
     """
     if taxon not in TAXA:
         raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
@@ -298,7 +349,15 @@ def annotate_records(
     code = genetic_code or GENETIC_CODES.get(taxon, 1)
     coding_genes = taxon == "prokaryotes" if coding_genes is None else coding_genes
     annotator = WindowAnnotator(
-        model, tokenizer, code, constraints, num_beams, max_new_tokens, coding_genes, min_coding_length
+        model,
+        tokenizer,
+        code,
+        constraints,
+        num_beams,
+        max_new_tokens,
+        coding_genes,
+        min_coding_length,
+        both_strands,
     )
     stats = AnnotationStats()
     hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None

@@ -223,8 +223,12 @@ def _clusters(predictions: list[Prediction]) -> Iterator[list[Prediction]]:
 
 
 def _same_locus(a: Prediction, b: Prediction) -> bool:
-    if a.windows == b.windows:
-        return False  # one window predicts what it predicts: overlapping genes of one window both stay
-    shared = min(a.gene.end, b.gene.end) - max(a.gene.start, b.gene.start) + 1
-    shorter = min(a.gene.end - a.gene.start, b.gene.end - b.gene.start) + 1
-    return shared * 2 >= shorter
+    # One window predicts what it predicts: overlapping genes of one window both stay.
+    return a.windows != b.windows and same_locus(a.gene, b.gene)
+
+
+def same_locus(a: Gene, b: Gene) -> bool:
+    """Two predictions of one locus: same strand, overlapping by at least half of the shorter gene."""
+    shared = min(a.end, b.end) - max(a.start, b.start) + 1
+    shorter = min(a.end - a.start, b.end - b.start) + 1
+    return a.strand == b.strand and shared * 2 >= shorter

@@ -7,7 +7,7 @@ from .bake import BakeError, BakeOptions, GenomeReport, bake_genome, genome_exam
 from .builder import GffMoeWindows, TaxonConfig
 from .card import write_card
 from .schema import FEATURES, SPLITS
-from .windows import TAXA, Window, mirror_gene, plan_windows, reverse_complement, window_genes
+from .windows import TAXA, Window, plan_windows, window_genes
 
 __all__ = [
     "FEATURES",
@@ -21,9 +21,7 @@ __all__ = [
     "Window",
     "bake_genome",
     "genome_examples",
-    "mirror_gene",
     "plan_windows",
-    "reverse_complement",
     "window_genes",
     "write_card",
 ]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
 from genome_io.errors import InputError
@@ -34,7 +35,7 @@ from tokenization.features import Gene
 
 from .card import write_card
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
-from .windows import TAXA, GeneIndex, Window, mirror_gene, plan_windows, reverse_complement, window_genes
+from .windows import TAXA, GeneIndex, Window, plan_windows, window_genes
 
 ROWS_PER_SHARD = 4000
 
@@ -195,7 +196,7 @@ def genome_examples(
                 rng = random.Random(f"{options.seed}:{species}:{seqid}:{window.start}:{window.end}")
                 yield split, _example(species, options.taxon, seqid, window, dna, local, False, rng, options)
                 if options.rc_augment:
-                    mirrored = [mirror_gene(g, len(window)) for g in local]
+                    mirrored = [g.mirror(len(window)) for g in local]
                     rc = reverse_complement(dna)
                     yield (
                         split,

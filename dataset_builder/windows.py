@@ -1,4 +1,4 @@
-"""Cutting a sequence into training windows without cutting genes, and mirroring windows.
+"""Cutting a sequence into training windows without cutting genes.
 
 Cut points are *boundaries*: boundary b lies between bases b-1 and b (1-based). A boundary is clean when
 no gene spans it. Windows end on the last clean boundary that keeps them within the limit and start on
@@ -9,13 +9,11 @@ the search range forces a cut through genes (those genes are clipped, with open 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from tokenization.features import Gene, Transcript, merge_spans
+from tokenization.features import Gene, merge_spans
 
 from .taxa import TAXA  # noqa: F401 (moved to taxa.py; still importable from here)
-
-COMPLEMENT = str.maketrans("ACGTUNRYSWKMBDHVacgtunryswkmbdhv", "TGCAANYRSWMKVHDBtgcaanyrswmkvhdb")
 
 
 @dataclass(frozen=True)
@@ -101,36 +99,3 @@ def window_genes(index: GeneIndex, window: Window) -> list[Gene]:
     """The genes of a window in window coordinates (0-based), cut edges marked open by `Gene.clip`."""
     clipped = (g.clip(window.start, window.end) for g in index.overlapping(window.start, window.end))
     return [g.shift(-window.start) for g in clipped if g is not None]
-
-
-def reverse_complement(sequence: str) -> str:
-    return sequence.translate(COMPLEMENT)[::-1]
-
-
-def mirror_gene(gene: Gene, length: int) -> Gene:
-    """The gene as seen on the reverse complement of a `length`-base window (0-based coordinates).
-
-    Position x maps to length-1-x and the strand flips. The 5'-most CDS segment stays the 5'-most, so
-    the phase carries over unchanged; the open edges swap sides.
-    """
-
-    def flip(span: tuple[int, int]) -> tuple[int, int]:
-        return (length - 1 - span[1], length - 1 - span[0])
-
-    transcripts = tuple(
-        sorted(
-            Transcript(
-                t.type, tuple(flip(x) for x in reversed(t.exons)), flip(t.cds) if t.cds else None, t.phase
-            )
-            for t in gene.transcripts
-        )
-    )
-    return replace(
-        gene,
-        start=length - 1 - gene.end,
-        end=length - 1 - gene.start,
-        strand={"+": "-", "-": "+"}.get(gene.strand, gene.strand),
-        transcripts=transcripts,
-        open_left=gene.open_right,
-        open_right=gene.open_left,
-    )

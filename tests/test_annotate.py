@@ -9,10 +9,11 @@ from unittest.mock import patch
 
 import pytest
 import torch
+from Bio.Seq import reverse_complement
 from transformers import AutoTokenizer
 
 import annotate
-from annotation.annotator import token_log_probs
+from annotation.annotator import WindowAnnotator, merge_reads, token_log_probs
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
 from genome_io.gff import read_gff
 from tests.fixtures.genomes import random_dna, write_text
@@ -151,7 +152,7 @@ def test_annotate_cli_writes_valid_gff3_with_possible_genes(tiny_model_dir, smal
 
 
 def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small_fasta, tmp_path, capsys):
-    fasta, _ = small_fasta
+    fasta, contigs = small_fasta
     hints = write_text(
         tmp_path / "hints.gff3",
         "##gff-version 3\n"
@@ -186,11 +187,79 @@ def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small
     hit = tokenizer.convert_tokens_to_ids("[HIT]")
     first_window = [i for i in sources[0] if i != tokenizer.pad_token_id]
     assert first_window[-len(expected) :] == expected
+    # The window's reverse complement (read for the - strand) carries the hint mirrored.
+    first_length = len(tile("ctg1", contigs["ctg1"], 600, 150)[0].sequence)
+    mirrored = tokens_to_ids(
+        tokenizer, ["[HIT]", *encode([hint.mirror(first_length)], NumberCoordinates()), "[SEP]"]
+    )
+    assert [i for i in sources[1] if i != tokenizer.pad_token_id][-len(mirrored) :] == mirrored
     # Windows the hint does not touch (and the unreadable hint's) read the DNA alone, as without hints.
-    assert sum(hit in ids for ids in sources) == 1 and len(sources) == 5
+    assert sum(hit in ids for ids in sources) == 2 and len(sources) == 2 * 5
     if shutil.which("gt"):
         check = subprocess.run(["gt", "gff3validator", str(out)], capture_output=True, text=True, timeout=60)
         assert check.returncode == 0 and not check.stderr.strip(), check.stderr
+
+
+def steered_model(model_dir):
+    """The tiny random model steered towards coding genes, so that the constraints have work."""
+    model, tokenizer = annotate.load_model(str(model_dir))
+    vocab = tokenizer.get_vocab()
+    bias = {"<gene>": 8, "<+>": 8, "<->": 8, "<direct>": 8, "<cds_all>": 12, "<cds>": 12, "<eos>": -8}
+    with torch.no_grad():
+        for token, value in bias.items():
+            model.lm_head.bias[vocab[token]] += value
+    return model, tokenizer
+
+
+def test_both_strands_reads_every_window_and_its_reverse_complement(tiny_model_dir):
+    model, tokenizer = steered_model(tiny_model_dir)
+    windows = [Window("c", 0, random_dna(600, seed=seed)) for seed in (21, 22)]
+    flipped = [Window("c", 0, reverse_complement(w.sequence)) for w in windows]
+    options = dict(coding_genes=True, min_coding_length=60, max_new_tokens=40)
+    one_read, one_scores, _ = WindowAnnotator(model, tokenizer, both_strands=False, **options)(
+        windows + flipped
+    )
+    both, scores, _ = WindowAnnotator(model, tokenizer, **options)(windows)
+    for i, window in enumerate(windows):
+        j = len(windows) + i
+        mirrored = [g.mirror(len(window.sequence)) for g in one_read[j]]
+        assert (both[i], scores[i]) == merge_reads(one_read[i], one_scores[i], mirrored, one_scores[j])
+        for gene in both[i]:  # in the window's own coordinates: possible genes of its DNA, either strand
+            check_biology(gene, window.sequence, table=11)
+    assert any(g.strand == "-" and g.transcripts[0].cds for genes in both for g in genes)
+
+
+def test_merging_two_reads_keeps_one_copy_of_each_locus():
+    def gene(start, end, strand="+"):
+        return Gene(start, end, strand, transcripts=(Transcript(DIRECT, ((start, end),), (start, end)),))
+
+    forward = [gene(0, 299), gene(150, 449), gene(500, 799, "-")]
+    reverse = [gene(600, 899), gene(510, 790, "-")]
+    genes, scores = merge_reads(forward, [-1.0, -0.5, -2.0], reverse, [-3.0, -0.1])
+    # 500..799 - and 510..790 - are one locus: the better-scored copy stays. 0..299 and 150..449 overlap
+    # by half, but they are one read's own genes and both stay; 600..899 + has no rival on its strand.
+    kept = [(g.start, g.end, g.strand, s) for g, s in zip(genes, scores, strict=True)]
+    assert kept == [(0, 299, "+", -1.0), (150, 449, "+", -0.5), (510, 790, "-", -0.1), (600, 899, "+", -3.0)]
+
+
+def test_a_record_cut_by_the_token_budget_keeps_only_its_whole_transcripts(tiny_model_dir):
+    model, tokenizer = annotate.load_model(str(tiny_model_dir))
+    annotator, scheme = WindowAnnotator(model, tokenizer), NumberCoordinates(600)
+    first = ["<gene>", *scheme.encode(10), *scheme.encode(99), "<+>", "<direct>", "<cds_all>"]
+    last = ["<gene>", *scheme.encode(300), *scheme.encode(403), "<->", "<mRNA>", "<cds_all>", "<ph1>"]
+
+    def records(tokens):
+        ids = tokens_to_ids(tokenizer, ["<bos>", "[ATT]", *tokens])
+        genes, _, errors = annotator._records(ids, [-0.5] * (len(ids) - 1), 1, scheme)
+        return [(g.start, g.end, [(t.type, t.phase) for t in g.transcripts]) for g in genes], errors
+
+    whole_first = (10, 99, [("direct", 0)])
+    # Cut before its phase token, the last record reads as a complete phase-0 transcript: it is dropped.
+    assert records([*first, *last[:-1]]) == ([whole_first], 1)
+    # A transcript followed by another one is whole: the record keeps it.
+    assert records([*first, *last, "<mRNA>", "<span>"]) == ([whole_first, (300, 403, [("mRNA", 1)])], 0)
+    # With <eos> the records end where the model ended them.
+    assert records([*first, *last[:-1], "<eos>"]) == ([whole_first, (300, 403, [("mRNA", 0)])], 0)
 
 
 # 2 beams, 40 tokens: a window's returned beams end before the search does (IndexError before the fix)
@@ -198,19 +267,7 @@ def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small
 def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
     tiny_model_dir, small_fasta, num_beams, budget
 ):
-    model, tokenizer = annotate.load_model(str(tiny_model_dir))
-    vocab = tokenizer.get_vocab()
-    with torch.no_grad():  # steer the random model towards coding genes, so the constraints have work
-        for token, bias in {
-            "<gene>": 8,
-            "<+>": 8,
-            "<->": 8,
-            "<direct>": 8,
-            "<cds_all>": 12,
-            "<cds>": 12,
-        }.items():
-            model.lm_head.bias[vocab[token]] += bias
-        model.lm_head.bias[vocab["<eos>"]] -= 8.0
+    model, tokenizer = steered_model(tiny_model_dir)
     fasta, contigs = small_fasta
     genes, lengths, stats = annotate.annotate_genome(
         model,

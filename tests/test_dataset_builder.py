@@ -10,9 +10,9 @@ from pathlib import Path
 
 import datasets
 import pytest
-from Bio.Seq import Seq
+from Bio.Seq import Seq, reverse_complement
 
-from dataset_builder import BakeOptions, bake_genome, mirror_gene, plan_windows, reverse_complement
+from dataset_builder import BakeOptions, bake_genome, plan_windows
 from dataset_builder.__main__ import main as cli
 from dataset_builder.windows import GeneIndex, Window, window_genes
 from genome_io import read_fasta, read_gff
@@ -76,8 +76,8 @@ def test_mirroring_twice_is_identity_and_cds_still_translates():
         "mRNA", ((a - 20, a + 149), (b, b + len(orf) - 150 - 1 + 30)), (a, b + len(orf) - 150 - 1), 0
     )
     gene = Gene(a - 20, b + len(orf) - 150 + 29, "+", "gene", (t,), open_left=True)
-    mirrored = mirror_gene(gene, len(window))
-    assert mirror_gene(mirrored, len(window)) == gene
+    mirrored = gene.mirror(len(window))
+    assert mirrored.mirror(len(window)) == gene
     assert mirrored.strand == "-" and mirrored.open_right and not mirrored.open_left
     rc = reverse_complement(window)
     segs = mirrored.transcripts[0].cds_segments()
@@ -100,7 +100,7 @@ def _check_windows(ds: datasets.DatasetDict, fasta: Path, gff: Path | None, gene
         dna = sequences[row["seqid"]][window.start - 1 : window.end].upper()
         expected = window_genes(indexes.get(row["seqid"], GeneIndex([])), window)
         if row["strand_augmented"]:
-            dna, expected = reverse_complement(dna), [mirror_gene(g, len(window)) for g in expected]
+            dna, expected = reverse_complement(dna), [g.mirror(len(window)) for g in expected]
         assert row["sequence"] == dna
         decoded = text_to_genes(row["target"], len(window))
         assert not decoded.errors

@@ -139,10 +139,20 @@ def test_pytorch_bin_checkpoint_and_random_experts(tmp_path, tiny_dnabert_dir, c
         "--num_experts",
         "2",
     ]
-    assert init_model.main([*argv, "--expert_init", "random", "--tie_weights", "--decoder_layers", "1"]) == 0
+    argv += [
+        "--expert_init",
+        "random",
+        "--tie_weights",
+        "--decoder_layers",
+        "1",
+        "--hidden_dropout_prob",
+        "0",
+    ]
+    assert init_model.main(argv) == 0
     table = capsys.readouterr().out
     assert "experts" in table and "random" in table and "active per token" in table
     model = GffMoeForConditionalGeneration.from_pretrained(tmp_path / "out")
+    assert model.config.hidden_dropout_prob == 0.0  # the flag overrides DNABERT-2's 0.1
     gated = load_file(tiny_dnabert_dir / "model.safetensors")["bert.encoder.layer.0.mlp.gated_layers.weight"]
     assert (model.decoder.layers[0].moe.experts.gate_up_proj[0] - gated).std() > 0.5 * gated.std()
 
@@ -186,3 +196,4 @@ def test_small_random_model_with_tokenizer(tmp_path, gff_tokenizer_dir, gff_toke
     )
     model = GffMoeForConditionalGeneration.from_pretrained(tmp_path)
     assert model.config.vocab_size == len(gff_tokenizer) and model.config.num_experts == 8
+    assert model.config.hidden_dropout_prob == 0.1  # DNABERT-2's default

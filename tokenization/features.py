@@ -9,7 +9,8 @@ Coordinates are inclusive integers (`start <= end`). Their frame depends on the 
 - genome level (GFF reading/writing, scoring): 1-based positions on a seqid;
 - window level (codec, model targets): 0-based offsets from the window's first base.
 `Gene.shift` moves between frames; `Gene.clip` cuts a gene to a window and records the cut
-edges as open (`open_left` / `open_right`, GenBank's `<` and `>`), never as false ends.
+edges as open (`open_left` / `open_right`, GenBank's `<` and `>`), never as false ends; `Gene.mirror`
+is the gene as seen on the reverse complement of its window.
 """
 
 from __future__ import annotations
@@ -98,6 +99,34 @@ class Gene:
             for t in self.transcripts
         )
         return replace(self, start=self.start + delta, end=self.end + delta, transcripts=txs)
+
+    def mirror(self, length: int) -> Gene:
+        """The gene as seen on the reverse complement of a `length`-base sequence (0-based coordinates).
+
+        Position x maps to length-1-x and the strand flips. The 5'-most CDS segment stays the 5'-most, so
+        the phase carries over unchanged; the open edges swap sides.
+        """
+
+        def flip(span: Span) -> Span:
+            return (length - 1 - span[1], length - 1 - span[0])
+
+        txs = tuple(
+            sorted(
+                replace(
+                    t, exons=tuple(flip(x) for x in reversed(t.exons)), cds=flip(t.cds) if t.cds else None
+                )
+                for t in self.transcripts
+            )
+        )
+        return replace(
+            self,
+            start=length - 1 - self.end,
+            end=length - 1 - self.start,
+            strand={"+": "-", "-": "+"}.get(self.strand, self.strand),
+            transcripts=txs,
+            open_left=self.open_right,
+            open_right=self.open_left,
+        )
 
     def clip(self, lo: int, hi: int) -> Gene | None:
         """The part of the gene inside [lo, hi], with cut edges marked open; None if disjoint.
