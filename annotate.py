@@ -4,7 +4,8 @@
 
 Contigs are streamed and tiled into windows at the taxon's length limit (the dataset's own table) with
 overlap; windows are annotated in batches by `generate` (cached decoding, optionally beam search) under
-the biology constraints (`annotation.constraints`); the windows' genes are stitched back into one
+the biology constraints (`annotation.constraints`), each window read both as given and as its reverse
+complement (`--no-both_strands`: once); the windows' genes are stitched back into one
 annotation per contig (`annotation.windows`) and written as GFF3, each gene scored by the mean
 log-probability of its tokens. `--hints evidence.gff3` gives the encoder of each window the evidence genes
 it overlaps (`[HIT]` records after the DNA), as AUGUSTUS reads hints. Library entry point:
@@ -107,8 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--both_strands",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="read the - strand from each window's reverse complement, where its genes are + genes "
-        "(default; twice the decoding time, more - strand genes found)",
+        help="read every window twice, as given and as its reverse complement (where its - genes are + "
+        "genes), and merge the two reads, one copy per locus (default; twice the decoding time)",
     )
     parser.add_argument("--window_size", type=int, help="bp per window (default: the taxon's limit)")
     parser.add_argument(
