@@ -1,4 +1,4 @@
-"""`make demo`: the whole GFF-MoE recipe on a real genome, about 15 minutes on 2 CPU cores.
+"""`make demo`: the whole GFF-MoE recipe on a real genome, under 15 minutes on 2 CPU cores.
 
     python demo.py                                     # embedded genome, Prodigal's (silver) labels
     python demo.py --fasta genome.fa --gff genes.gff3  # your genome and its annotation
@@ -64,7 +64,7 @@ TRAIN_MINUTES = 9.0
 MIN_CODING_LENGTH = 300
 # Greedy decoding calls more genes but many false ones; beams trade a little sensitivity for precision.
 NUM_BEAMS = 8
-# Ten minutes of training underfit: dropout (DNABERT-2's 0.1) only slows learning, and takes ~8 % of a step.
+# Nine minutes of training underfit: dropout (DNABERT-2's 0.1) only slows learning, and takes ~8 % of a step.
 DROPOUT = 0.0
 # Annotation windows overlap by half, so genes up to half a window long are seen whole by some window (the
 # annotator's default, a fifth, leaves the demo's many 1-3 kb genes cut in every 3 kb window).

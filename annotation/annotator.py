@@ -3,9 +3,10 @@
 `annotate_genome` (a FASTA file) and `annotate_records` (any (seqid, sequence) records) tile each contig
 into windows at the taxon's length limit (the dataset's own table) with overlap, annotate them in batches
 with `WindowAnnotator` (cached `generate`, optionally beam search, under the biology constraints of
-`constraints`; each strand read 5' to 3', see `WindowAnnotator`), and stitch the windows' genes back into one annotation per contig (`windows`), each gene
-scored by the mean log-probability of its tokens. Evidence genes (`read_hints`, a GFF3/GTF file) are clipped
-to each window they touch and read by the encoder after the DNA (`tokenization.encode_source`).
+`constraints`, each window also read as its reverse complement), and stitch the windows' genes back into
+one annotation per contig (`windows`), each gene scored by the mean log-probability of its tokens.
+Evidence genes (`read_hints`, a GFF3/GTF file) are clipped to each window they touch and read by the
+encoder after the DNA (`tokenization.encode_source`).
 
 Used by annotate.py (the CLI) and pipeline_gffmoe.py (the transformers pipeline). The module also works
 copied flat into a saved model directory (hub_code.py), where its imports are relative.
@@ -340,7 +341,8 @@ def annotate_records(
     `stats.scores[seqid]` runs parallel to `genes_by_seqid[seqid]` (mean token log-probability per gene).
     `coding_genes` (default: on for prokaryotes, whose genes are single ORFs) snaps the spans of `<gene>`
     records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`). `both_strands`
-    reads the - strand from each window's reverse complement (`WindowAnnotator`; twice the decoding).
+    also reads each window's reverse complement and merges the two reads (`WindowAnnotator`; twice the
+    decoding).
     """
     if taxon not in TAXA:
         raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
