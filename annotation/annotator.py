@@ -218,7 +218,8 @@ class WindowAnnotator:
                 record = record[: transcripts[-1]]
             result = decode(ids_to_tokens(self.tokenizer, record), scheme)
             errors += len(result.errors)
-            finite = [p for p in log_probs[begin - offset : end - offset] if math.isfinite(p)]
+            # Scored over the tokens decoded (a cut record's dropped tail does not count).
+            finite = [p for p in log_probs[begin - offset :][: len(record)] if math.isfinite(p)]
             for gene in result.genes:
                 genes.append(gene)
                 scores.append(sum(finite) / len(finite) if finite else 0.0)

@@ -495,8 +495,7 @@ class Grammar:
         if count >= MAX_TRANSCRIPTS:
             return v.next_gene
         follow = v.transcript_types if count == 0 and state.gene.coding else v.follow
-        # One `<direct>` transcript per gene: its segments hang on the gene itself, and two such chains
-        # under one parent read back as one (GFF3 joins a parent's CDS into one chain).
+        # One `<direct>` transcript per gene, as `codec.gene_problems` requires.
         if any(t[0] == v.direct for t in state.done) or state.tokens[:1] == (v.direct,):
             follow = follow[follow != v.direct]
         return follow

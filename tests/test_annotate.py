@@ -258,6 +258,10 @@ def test_a_record_cut_by_the_token_budget_keeps_only_its_whole_transcripts(tiny_
     assert records([*first, *last[:-1]]) == ([whole_first], 1)
     # A transcript followed by another one is whole: the record keeps it.
     assert records([*first, *last, "<mRNA>", "<span>"]) == ([whole_first, (300, 403, [("mRNA", 1)])], 0)
+    # Its score is the mean log-probability of the tokens decoded, not of the dropped tail.
+    ids = tokens_to_ids(tokenizer, ["<bos>", "[ATT]", *last, "<mRNA>", "<span>"])
+    _, scores, _ = annotator._records(ids, [-1.0] * (len(ids) - 3) + [-9.0, -9.0], 1, scheme)
+    assert scores == [-1.0]
     # With <eos> the records end where the model ended them.
     assert records([*first, *last[:-1], "<eos>"]) == ([whole_first, (300, 403, [("mRNA", 0)])], 0)
 

@@ -65,6 +65,7 @@ def genes(draw, window: int) -> Gene:
     a, b = draw(st.integers(0, window - 1)), draw(st.integers(0, window - 1))
     start, end = min(a, b), max(a, b)
     txs = tuple(draw(st.lists(transcripts(start, end), max_size=3)))
+    assume(sum(t.type == DIRECT for t in txs) <= 1)  # a gene has at most one <direct> transcript
     return Gene(
         start,
         end,
@@ -210,6 +211,7 @@ def test_genes_crossing_the_window_edge_stay_open_not_complete():
         ("<n5> <gene>", "expected a gene type"),
         ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <cds> <n0> <n20> <n0> <n30>", "not inside its extent"),
         ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <ph1>", "unexpected '<ph1>'"),
+        ("<gene> <n0> <n1> <n0> <n9> <+> <direct> <direct> <cds_all>", "2 direct transcripts"),
         ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <introns> <cds_all> <n0> <n3> <n0> <n5>", "not a coordinate"),
         ("<gene> <n0> <n1> <n0> <n9> <+> <mRNA> <introns> <n0> <n5> <n0> <n0>", "exons are not sorted"),
     ],
@@ -232,6 +234,9 @@ def test_encoding_an_invalid_gene_names_the_problem():
     bad = Gene(10, 20, "+", "gene", (Transcript("mRNA", ((5, 20),)),), name="geneX")
     with pytest.raises(CodecError, match="geneX.*extends beyond its gene"):
         encode([bad], NumberCoordinates())
+    two_direct = Gene(10, 20, "+", "gene", (Transcript(DIRECT, ((10, 20),)), Transcript(DIRECT, ((10, 15),))))
+    with pytest.raises(CodecError, match="2 direct transcripts"):
+        encode([two_direct], NumberCoordinates())
     with pytest.raises(CodecError, match="outside the window"):
         encode([Gene(10, 2000, "+")], NumberCoordinates(window_length=1000))
     with pytest.raises(CodecError, match="cannot be a token"):

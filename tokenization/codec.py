@@ -161,6 +161,10 @@ def gene_problems(gene: Gene) -> list[str]:
         problems.append(f"strand {gene.strand!r} is not one of + - .")
     if gene.start > gene.end:
         problems.append(f"gene end {gene.end} < start {gene.start}")
+    # Segments of a <direct> transcript hang on the gene itself: two such chains under one GFF3 parent
+    # would read back as one (a parent's CDS rows form one chain).
+    if (direct := sum(t.type == DIRECT for t in gene.transcripts)) > 1:
+        problems.append(f"{direct} {DIRECT} transcripts: a gene has at most one")
     for t in gene.transcripts:
         where = f"{t.type} transcript"
         if not is_type_name(t.type) or is_gene_type(t.type):
