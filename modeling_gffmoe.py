@@ -581,6 +581,13 @@ class GffMoePreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False  # ALiBi is an additive bias
     _supports_flex_attn = False
 
+    def get_correct_experts_implementation(self, requested_experts: str | None) -> str:
+        # transformers defaults to grouped_mm; on a machine without a GPU, torch's CPU grouped_mm is slower
+        # than GffMoeExperts' one matmul per expert (bench/moe.py), so the default there is "eager".
+        if requested_experts is None and not torch.cuda.is_available():
+            requested_experts = "eager"
+        return super().get_correct_experts_implementation(requested_experts)
+
     def _init_weights(self, module):
         super()._init_weights(module)
         std = self.config.initializer_range

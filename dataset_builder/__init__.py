@@ -7,7 +7,8 @@ from .bake import BakeError, BakeOptions, GenomeReport, bake_genome, genome_exam
 from .builder import GffMoeWindows, TaxonConfig
 from .card import write_card
 from .schema import FEATURES, SPLITS
-from .windows import TAXA, Window, plan_windows, window_genes
+from .taxa import TAXA
+from .windows import Window, plan_windows, window_genes
 
 __all__ = [
     "FEATURES",

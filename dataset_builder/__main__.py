@@ -9,7 +9,7 @@ from pathlib import Path
 from genome_io.errors import InputError
 
 from .bake import BakeOptions, bake_genome
-from .windows import TAXA
+from .taxa import TAXA
 
 FASTA_SUFFIXES = (".fna", ".fa", ".fasta", ".fas")
 GFF_SUFFIXES = (".gff3", ".gff", ".gtf")

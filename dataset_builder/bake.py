@@ -35,7 +35,8 @@ from tokenization.features import Gene
 
 from .card import write_card
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
-from .windows import TAXA, GeneIndex, Window, plan_windows, window_genes
+from .taxa import TAXA
+from .windows import GeneIndex, Window, plan_windows, window_genes
 
 ROWS_PER_SHARD = 4000
 

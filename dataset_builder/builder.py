@@ -19,7 +19,7 @@ import datasets
 
 from .bake import BakeOptions, genome_examples
 from .schema import FEATURES, SPLITS
-from .windows import TAXA
+from .taxa import TAXA
 
 
 @dataclass

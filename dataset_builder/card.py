@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
-from .windows import TAXA
+from .taxa import TAXA
 
 FEATURE_DOCS = {
     "species": "species name given at bake time",

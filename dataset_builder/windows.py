@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 from tokenization.features import Gene, merge_spans
 
-from .taxa import TAXA  # noqa: F401 (moved to taxa.py; still importable from here)
-
 
 @dataclass(frozen=True)
 class Window:

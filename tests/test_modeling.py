@@ -201,6 +201,16 @@ def test_grouped_dispatch_equals_eager_loop():
     torch.testing.assert_close(grouped(tokens)[0], eager(tokens)[0], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="the default on a GPU machine is transformers' grouped_mm"
+)
+def test_experts_default_to_the_eager_loop_without_a_gpu_unless_asked(tmp_path):
+    assert tiny_model().config._experts_implementation == "eager"
+    assert tiny_model(experts_implementation="grouped_mm").config._experts_implementation == "grouped_mm"
+    tiny_model().save_pretrained(tmp_path)  # a choice of this machine: not written into config.json
+    assert "experts_implementation" not in (tmp_path / "config.json").read_text()
+
+
 def test_eager_dispatch_gradients_equal_grouped():
     tokens = torch.randn(64, 32)
     grads = []
@@ -264,7 +274,8 @@ def test_pointer_logits_shape_and_masking():
     model = tiny_model()
     batch = source_batch()
     decoder_input_ids = torch.randint(5, VOCAB, (2, 7))
-    logits = model(**batch, decoder_input_ids=decoder_input_ids).logits
+    output = model(**batch, decoder_input_ids=decoder_input_ids, output_hidden_states=True)
+    logits = output.logits
     assert logits.shape == (2, 7, VOCAB + 12)
     pointer = logits[..., VOCAB:]
     offsets = batch["token_offsets"]
@@ -272,6 +283,12 @@ def test_pointer_logits_shape_and_masking():
     assert torch.isneginf(pointer[~pointable[:, None, :].expand_as(pointer)]).all()  # padding and specials
     assert torch.isfinite(pointer[pointable[:, None, :].expand_as(pointer)]).all()
     assert torch.isfinite(logits[..., :VOCAB]).all()
+    # A pointable slot scores the decoder state's pointer query against that source token's pointer key
+    memory = model.encoder_memory(output.encoder_last_hidden_state, offsets)
+    query = model.pointer_query(output.decoder_hidden_states[-1])
+    expected = query @ model.pointer_key(memory).transpose(1, 2) / math.sqrt(model.config.hidden_size)
+    slots = pointable[:, None, :].expand_as(pointer)
+    torch.testing.assert_close(pointer[slots], expected[slots], atol=1e-5, rtol=1e-5)
 
 
 def test_hint_tokens_after_the_dna_can_never_be_pointed_to():
