@@ -219,7 +219,7 @@ class WindowAnnotator:
             result = decode(ids_to_tokens(self.tokenizer, record), scheme)
             errors += len(result.errors)
             # Scored over the tokens decoded (a cut record's dropped tail does not count).
-            finite = [p for p in log_probs[begin - offset :][: len(record)] if math.isfinite(p)]
+            finite = [p for p in log_probs[begin - offset : begin - offset + len(record)] if math.isfinite(p)]
             for gene in result.genes:
                 genes.append(gene)
                 scores.append(sum(finite) / len(finite) if finite else 0.0)
@@ -355,12 +355,12 @@ def annotate_records(
         model,
         tokenizer,
         code,
-        constraints,
-        num_beams,
-        max_new_tokens,
-        coding_genes,
-        min_coding_length,
-        both_strands,
+        constraints=constraints,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        coding_genes=coding_genes,
+        min_coding_length=min_coding_length,
+        both_strands=both_strands,
     )
     stats = AnnotationStats()
     hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None

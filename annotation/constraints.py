@@ -138,7 +138,7 @@ class WindowTables:
         # Bases a coordinate may name (pointer coordinates can only name bases inside DNA tokens).
         self.addressable = np.ones(self.length, bool) if addressable is None else addressable
         self._splice_cache: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        self._orf_cache: dict[tuple[str, int], np.ndarray] = {}
+        self._orf_cache: dict[int, np.ndarray] = {}
 
     def dinucleotide_at(self, motif: str) -> np.ndarray:
         """Boolean per position i: bases i, i+1 spell `motif` (False at the last base)."""
@@ -162,17 +162,21 @@ class WindowTables:
             self._splice_cache[strand] = pairs
         return self._splice_cache[strand]
 
-    def orfs(self, strand: str, min_length: int) -> np.ndarray:
-        """Every possible coding-gene span (start, end) on `strand`: start codon .. first in-frame stop,
-        at least `min_length` bp, or cut by a window edge (any frame, no length limit), sorted."""
-        key = (strand, min_length)
-        if key not in self._orf_cache:
-            n = self.length
-            spans = self.coding_spans(((0, n - 1),), strand, open5=True, open3=True).rows[:, :2]
-            start, end = spans[:, 0], spans[:, 1]
-            keep = (end > start) & ((end - start + 1 >= min_length) | (start == 0) | (end == n - 1))
-            self._orf_cache[key] = np.unique(spans[keep], axis=0)
-        return self._orf_cache[key]
+    def orfs(self, min_length: int) -> np.ndarray:
+        """Every coding-gene span the decoder can address, on either strand, as rows (start, end, strand index
+        into STRANDS): start codon .. first in-frame stop, at least `min_length` bp, or cut by a window edge
+        (any frame, no length limit). Computed once per window; the decoder filters it at every gene."""
+        if min_length not in self._orf_cache:
+            n, per_strand = self.length, []
+            for k, strand in enumerate(STRANDS[:2]):
+                spans = self.coding_spans(((0, n - 1),), strand, open5=True, open3=True).rows[:, :2]
+                start, end = spans[:, 0], spans[:, 1]
+                keep = (end > start) & ((end - start + 1 >= min_length) | (start == 0) | (end == n - 1))
+                keep &= self.addressable[start] & self.addressable[end]
+                spans = np.unique(spans[keep], axis=0)
+                per_strand.append(np.column_stack([spans, np.full(len(spans), k)]))
+            self._orf_cache[min_length] = np.concatenate(per_strand)
+        return self._orf_cache[min_length]
 
     def coding_spans(
         self, exons: tuple[tuple[int, int], ...], strand: str, open5: bool, open3: bool
@@ -693,19 +697,13 @@ class Grammar:
     def _gene_orfs(self, state: State) -> np.ndarray:
         """The ORF spans a coding gene may take here, as rows (start, end, strand index into STRANDS):
         addressable, in canonical order, and not a repeat of an alike previous gene."""
-        orfs = np.concatenate(
-            [
-                np.column_stack([spans, np.full(len(spans), k)])
-                for k, spans in enumerate(self.tables.orfs(s, self.min_coding_length) for s in "+-")
-            ]
-        )
+        orfs = self.tables.orfs(self.min_coding_length)
         start, end, strand = orfs[:, 0], orfs[:, 1], orfs[:, 2]
         (prev_start, prev_end), (prev_strand, prev_type) = state.prev, state.prev_kind
         keep = (start > prev_start) | ((start == prev_start) & (end >= prev_end))
         if prev_type == state.gene.type_id and prev_strand in "+-":
             keep &= ~((start == prev_start) & (end == prev_end) & (strand == STRANDS.index(prev_strand)))
-        addressable = self.tables.addressable
-        return orfs[keep & addressable[start] & addressable[end]]
+        return orfs[keep]
 
     def _is_orf(self, gene: _Gene, open_left: bool, open_right: bool) -> bool:
         """Whether the gene's span is one whole CDS, given which of its edges run off the window."""
