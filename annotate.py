@@ -30,9 +30,17 @@ from genome_io.gff3_writer import write_gff3
 # ---------------------------------------------------------------- command line
 
 
-def load_model(name_or_path: str, device: str = "cpu"):
-    """Model and tokenizer from a GFF-MoE directory or hub id; InputError when it is not one."""
+def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool = False):
+    """Model and tokenizer from a GFF-MoE directory or hub id; InputError when it is not one.
+
+    A directory whose Python files are this checkout's own (`hub_code.foreign_code`) is loaded with
+    GFF-MoE's classes, running none of its files; other code (another version, an edited file, a hub id's)
+    runs only with `trust_remote_code`, transformers' convention. One line on stderr says which it is.
+    """
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from hub_code import foreign_code
+    from modeling_gffmoe import GffMoeForConditionalGeneration
 
     config_path = Path(name_or_path) / "config.json"
     if Path(name_or_path).is_dir():
@@ -46,19 +54,37 @@ def load_model(name_or_path: str, device: str = "cpu"):
             raise InputError(
                 config_path, None, f"model_type {model_type!r} is not 'gffmoe': not a GFF-MoE model"
             )
-    try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=True)
+        foreign = foreign_code(name_or_path)
+        if not foreign:
+            print(
+                f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr
+            )
+            model = GffMoeForConditionalGeneration.from_pretrained(name_or_path).to(device)
+            return model, AutoTokenizer.from_pretrained(name_or_path)
+        if not trust_remote_code:
+            raise InputError(
+                name_or_path,
+                None,
+                f"its code ({', '.join(foreign)}) is not this GFF-MoE's own: pass --trust_remote_code to run it",
+            )
+    if trust_remote_code:
+        print(f"{name_or_path}: running the model's own code (--trust_remote_code)", file=sys.stderr)
+    try:  # a hub id without --trust_remote_code: transformers refuses custom code, with its reason
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise InputError(
             name_or_path, None, f"cannot load a model config: {str(err).splitlines()[0]}"
         ) from None
     if config.model_type != "gffmoe":
         raise InputError(name_or_path, None, f"model_type {config.model_type!r} is not 'gffmoe'")
-    model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=True).to(device)
-    return model, AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=True)
+    model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    return model.to(device), AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, inputs: list[Path]) -> None:
+    """A writable output file that is none of the run's `inputs` (by samefile: links and aliases too)."""
+    if path.is_file() and any(source.exists() and path.samefile(source) for source in inputs):
+        raise InputError(path, None, "is an input of this run: refusing to overwrite it")
     if path.is_dir():
         raise InputError(path, None, "is a directory, not an output file")
     if not path.parent.is_dir():
@@ -119,13 +145,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--max_new_tokens", type=int, help="generation budget per window")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="run the Python code of a model whose code is not this GFF-MoE's own (a hub id, another "
+        "version, an edited file); without it such a model is refused. A directory saved by this project "
+        "loads with GFF-MoE's own classes and needs no flag",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        check_writable(args.out)
+        model_files = (
+            [p for p in Path(args.model).rglob("*") if p.is_file()] if Path(args.model).is_dir() else []
+        )
+        check_writable(args.out, [args.fasta, *filter(None, [args.hints]), *model_files])
+        if args.out.exists():
+            print(f"note: {args.out} exists and will be replaced", file=sys.stderr)
         # Validates the whole FASTA up front.
         lengths = {seqid: len(sequence) for seqid, sequence in read_fasta(args.fasta)}
         hints = None
@@ -133,7 +171,7 @@ def main(argv=None) -> int:
             hint_file = read_hints(args.hints, lengths)
             hints = hint_file.genes_by_seqid
             print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
-        model, tokenizer = load_model(args.model, args.device)
+        model, tokenizer = load_model(args.model, args.device, args.trust_remote_code)
         genes, lengths, stats = annotate_genome(
             model,
             tokenizer,

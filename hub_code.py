@@ -45,6 +45,23 @@ CUSTOM_PIPELINE = {
 }
 
 
+# Every Python file a saved GFF-MoE directory carries (save_pretrained's two, then the pipeline's), by flat name.
+OWN_CODE = {
+    Path(name).name: REPOSITORY / name
+    for name in ("configuration_gffmoe.py", "modeling_gffmoe.py", *HUB_CODE_FILES)
+}
+
+
+def foreign_code(model_dir: str | PathLike) -> list[str]:
+    """The Python files of a model directory that are not byte-identical to this checkout's own (what
+    save_pretrained and `save_hub_code` copied there): empty when loading it runs only this project's code."""
+    return [
+        path.name
+        for path in sorted(Path(model_dir).glob("*.py"))
+        if path.name not in OWN_CODE or path.read_bytes() != OWN_CODE[path.name].read_bytes()
+    ]
+
+
 def save_hub_code(model_dir: str | PathLike) -> list[Path]:
     """Copy the pipeline's modules flat into a saved model directory and register the `gff-annotation`
     task in its config.json (other custom pipelines are kept). Returns the copied files."""

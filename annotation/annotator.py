@@ -36,6 +36,7 @@ try:  # flat in a saved model directory
     from .features import Gene
     from .files import numbered_lines
     from .gff import GffReadResult, read_gff
+    from .gff3_writer import unescape_seqid
     from .taxa import TAXA
     from .tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
 except ImportError:  # the repository checkout
@@ -44,6 +45,7 @@ except ImportError:  # the repository checkout
     from genome_io.fasta import read_fasta
     from genome_io.files import numbered_lines
     from genome_io.gff import GffReadResult, read_gff
+    from genome_io.gff3_writer import unescape_seqid
     from tokenization.codec import CodecError, decode, encode
     from tokenization.coordinates import NumberCoordinates, PointerCoordinates
     from tokenization.features import Gene
@@ -63,6 +65,7 @@ class AnnotationStats:
     stitch: StitchStats = field(default_factory=StitchStats)
     scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
     unreadable_hints: Counter = field(default_factory=Counter)  # reason -> hint genes left out
+    empty_sequences: list[str] = field(default_factory=list)  # records without bases: nothing to annotate
 
     @property
     def bp_per_second(self) -> float:
@@ -78,6 +81,11 @@ class AnnotationStats:
             f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
             f"{self.stitch.dropped_pieces} cut pieces dropped; {self.decode_errors} malformed records"
             + "".join(f"; {n} hints unreadable: {why}" for why, n in sorted(self.unreadable_hints.items()))
+            + (
+                f"; {len(self.empty_sequences)} empty sequence(s) skipped: {', '.join(self.empty_sequences[:5])}"
+                if self.empty_sequences
+                else ""
+            )
         )
 
 
@@ -269,7 +277,7 @@ def read_hints(path: str | PathLike, seq_lengths: dict[str, int]) -> GffReadResu
         if line.startswith("##FASTA") or line.startswith(">"):
             break
         if line.strip() and not line.startswith("#"):
-            seqid = line.split("\t", 1)[0]
+            seqid = unescape_seqid(line.split("\t", 1)[0])
             if seqid not in seq_lengths:
                 raise InputError(path, number, f"hint seqid {seqid!r} is not in the FASTA file")
     return read_gff(path, seq_lengths)
@@ -372,6 +380,8 @@ def annotate_records(
     def all_windows() -> Iterator[tuple[int, Window]]:
         for seqid, sequence in records:
             seq_lengths[seqid] = len(sequence)
+            if not sequence:
+                stats.empty_sequences.append(seqid)
             windows[seqid] = tile(seqid, sequence, size, overlap)
             predictions[seqid] = []
             yield from enumerate(windows[seqid])

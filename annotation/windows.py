@@ -10,7 +10,8 @@ Stitching (`stitch`), on contig-level 1-based genes:
    on the left when they agree (strand, type, transcript types), at the middle of the windows' overlap;
 2. pieces that are still cut are dropped: a whole copy from the neighbouring window (or nothing) wins;
 3. predictions of different windows that overlap on the same strand by at least half of the shorter one
-   are the same locus seen twice: the higher score wins (identical copies collapse to one).
+   are the same locus seen twice, and so are genes of one window on the same strand with the same 3' end
+   (a gene written twice, or two starts of one stop): the higher score wins, each copy removed is counted.
 Open edges at a contig end (or an N gap) are real: they stay `open_left` / `open_right`.
 """
 
@@ -113,7 +114,7 @@ class StitchStats:
     predicted: int = 0
     joined: int = 0  # pairs of pieces joined across a window edge
     dropped_pieces: int = 0  # cut pieces with no partner (their locus is left to the whole copies)
-    duplicates: int = 0  # lower-scoring copies of a locus predicted by another window
+    duplicates: int = 0  # lower-scoring copies of a locus (from another window, or one window's repeats)
 
 
 def stitch(
@@ -223,8 +224,14 @@ def _clusters(predictions: list[Prediction]) -> Iterator[list[Prediction]]:
 
 
 def _same_locus(a: Prediction, b: Prediction) -> bool:
-    # One window predicts what it predicts: overlapping genes of one window both stay.
-    return a.windows != b.windows and same_locus(a.gene, b.gene)
+    # Overlapping genes of one window both stay (nested or overlapping genes are real); one 3' end is one gene.
+    if a.windows == b.windows:
+        return a.gene.strand == b.gene.strand and _three_prime(a.gene) == _three_prime(b.gene)
+    return same_locus(a.gene, b.gene)
+
+
+def _three_prime(gene: Gene) -> int | tuple[int, int]:
+    return {"+": gene.end, "-": gene.start}.get(gene.strand, (gene.start, gene.end))  # "." : the whole span
 
 
 def same_locus(a: Gene, b: Gene) -> bool:

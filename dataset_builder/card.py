@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -94,7 +95,9 @@ def write_card(dataset_dir: Path) -> Path:
             if any((dataset_dir / "data" / taxon).glob(f"*/{split}-*.parquet"))
         ]
         if files:
-            configs.append({"config_name": taxon, "data_files": files})
+            configs.append(
+                {"config_name": taxon, "data_files": files, "description": _fingerprint(dataset_dir, taxon)}
+            )
     metadata = {
         "license": "other",
         "license_name": "per-source",
@@ -111,6 +114,21 @@ def write_card(dataset_dir: Path) -> Path:
         fh.write(text)
     os.replace(temp, path)
     return path
+
+
+def _fingerprint(dataset_dir: Path, taxon: str) -> str:
+    """The taxon's shards by content, for the card's YAML.
+
+    datasets keys the cache of a local folder by its basename and the card's YAML alone (the data-file
+    patterns, not the files): without this, two `mydata` folders, or one re-baked, load the windows first
+    cached. A config's `description` is a builder parameter, so it enters that key.
+    """
+    digest = hashlib.sha256()
+    for shard in sorted((dataset_dir / "data" / taxon).glob("*/*.parquet")):
+        digest.update(f"{shard.relative_to(dataset_dir)}\0".encode())
+        with open(shard, "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return f"{taxon} windows, shards sha256 {digest.hexdigest()[:16]}"
 
 
 def _size_category(reports: dict[str, list[dict]]) -> str:

@@ -28,6 +28,7 @@ from gffutils.helpers import _choose_dialect
 
 from .errors import InputError
 from .files import numbered_lines
+from .gff3_writer import unescape_seqid
 
 try:  # flat in a saved model directory (hub_code.py: the pipeline reads hints with this module)
     from .features import DIRECT, Gene, Transcript, merge_spans
@@ -121,13 +122,17 @@ class _Record:
     children: list[_Record] = field(default_factory=list)
 
 
-def read_gff(path: str | PathLike, seq_lengths: dict[str, int] | None = None) -> GffReadResult:
+def read_gff(
+    path: str | PathLike, seq_lengths: dict[str, int] | None = None, allow_empty: bool = False
+) -> GffReadResult:
     """Read a GFF3 or GTF file (plain or gzip) into genes per seqid.
 
     `seq_lengths` (seqid -> length, e.g. `fasta_lengths(fasta)`) enables the seqid and coordinate checks.
+    A file without feature lines is an InputError unless `allow_empty` (a prediction of no genes, as
+    annotate.py writes for a genome where it finds none).
     """
     report = GffReport(str(path))
-    records = _parse(path, seq_lengths, report)
+    records = _parse(path, seq_lengths, report, allow_empty)
     genes: dict[str, list[Gene]] = defaultdict(list)
     for root, wrapped in _roots(records, report):
         report.orphans_wrapped += wrapped
@@ -145,7 +150,7 @@ def read_gff(path: str | PathLike, seq_lengths: dict[str, int] | None = None) ->
 # --- lines -> records -----------------------------------------------------------------------------
 
 
-def _parse(path, seq_lengths, report: GffReport) -> list[_Record]:
+def _parse(path, seq_lengths, report: GffReport, allow_empty: bool) -> list[_Record]:
     feature_lines: list[tuple[int, str]] = []
     for number, line in numbered_lines(path):
         if line.startswith("##FASTA") or line.startswith(">"):
@@ -161,6 +166,8 @@ def _parse(path, seq_lengths, report: GffReport) -> list[_Record]:
             )
         feature_lines.append((number, line))
     if not feature_lines:
+        if allow_empty:
+            return []
         raise InputError(path, 1, "empty GFF: no feature lines")
 
     head = [feature_from_line(line) for _, line in feature_lines[:100]]
@@ -169,6 +176,8 @@ def _parse(path, seq_lengths, report: GffReport) -> list[_Record]:
     records = []
     for number, line in feature_lines:
         feature = feature_from_line(_needed_attributes(line), dialect=dialect)
+        if not gtf:  # GFF3 percent-encodes column 1; GTF has no escapes
+            feature.seqid = unescape_seqid(feature.seqid)
         record = _record(number, feature, gtf)
         record.error = _check(record, seq_lengths)
         records.append(record)
@@ -195,7 +204,7 @@ def _record(number: int, f, gtf: bool) -> _Record:
             fid, parents = tx_id, [gene_id] if gene_id else []
     else:
         fid = attrs.get("ID", [None])[0]
-        parents = [p for value in attrs.get("Parent", []) for p in value.split(",") if p]
+        parents = [p for p in attrs.get("Parent", []) if p]  # split at commas, then unescaped, by gffutils
     phase = int(f.frame) if f.frame in ("0", "1", "2") else None
     name = (attrs.get("Name") or attrs.get("gene_name") or [fid or ""])[0]
     gene_id = attrs.get("gene_id", [None])[0] if gtf else None
@@ -219,7 +228,7 @@ def _record(number: int, f, gtf: bool) -> _Record:
 def _check(r: _Record, seq_lengths: dict[str, int] | None) -> str | None:
     if r.start > r.end:
         return "start > end"
-    if r.strand not in ("+", "-") and (is_gene_type(r.type) or r.type in SEGMENT_TYPES or r.parents):
+    if r.strand not in ("+", "-", ".") and (is_gene_type(r.type) or r.type in SEGMENT_TYPES or r.parents):
         return "unknown strand"
     if seq_lengths is not None:
         if r.seqid not in seq_lengths:

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import unquote
 
 from .errors import InputError
 
@@ -34,7 +35,7 @@ except ImportError:  # the repository checkout
 _ATTRIBUTE_ESCAPES = str.maketrans(
     {c: f"%{ord(c):02X}" for c in "%;=&,\t\n\r\x7f" + "".join(map(chr, range(32)))}
 )
-# GFF3 spec, column 1: escape every character outside [a-zA-Z0-9.:^*$@!+_?-|].
+# GFF3 spec, column 1: escape every character outside [a-zA-Z0-9.:^*$@!+_?-|] (as UTF-8 bytes).
 _SEQID_UNSAFE = re.compile(r"[^a-zA-Z0-9.:^*$@!+_?\-|]")
 
 Attributes = Mapping[str, str | Sequence[str]]
@@ -45,7 +46,12 @@ def escape_attribute(value: object) -> str:
 
 
 def escape_seqid(seqid: str) -> str:
+    """Column 1 as the GFF3 spec requires; `unescape_seqid` (what the reader applies) inverts it."""
     return _SEQID_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), seqid)
+
+
+def unescape_seqid(column: str) -> str:
+    return unquote(column)  # bytes that are not UTF-8 become U+FFFD: a seqid no FASTA has
 
 
 def format_attributes(attributes: Attributes) -> str:
@@ -70,7 +76,8 @@ def gff3_lines(
         raise ValueError(f"genes on seqids without a length: {', '.join(unknown[:5])}")
     yield "##gff-version 3\n"
     for seqid, length in seq_lengths.items():
-        yield f"##sequence-region {escape_seqid(seqid)} 1 {length}\n"
+        if length:  # an empty sequence has no region (`1 0` is invalid GFF3), and so no genes
+            yield f"##sequence-region {escape_seqid(seqid)} 1 {length}\n"
     for seqid, length in seq_lengths.items():
         genes = genes_by_seqid.get(seqid, ())
         gene_scores = scores.get(seqid) if scores else None

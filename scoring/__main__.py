@@ -60,9 +60,11 @@ def _region(text: str) -> Region:
     return match[1], int(match[2]), int(match[3])
 
 
-def read_genes(path: str, seq_lengths: dict[str, int] | None, fasta: str | None) -> dict:
+def read_genes(
+    path: str, seq_lengths: dict[str, int] | None, fasta: str | None, allow_empty: bool = False
+) -> dict:
     """Genes of one GFF; InputError if any lie outside the FASTA's sequences; other drops go to stderr."""
-    result = read_gff(path, seq_lengths)
+    result = read_gff(path, seq_lengths, allow_empty)
     report = result.report
     for reason in WRONG_GENOME:
         if report.dropped[reason]:
@@ -76,6 +78,25 @@ def read_genes(path: str, seq_lengths: dict[str, int] | None, fasta: str | None)
     return result.genes_by_seqid
 
 
+def check_shared_seqids(reference_path: str, reference: dict, prediction_path: str, prediction: dict) -> None:
+    """Without a FASTA nothing ties the two files to one genome: genes on no shared seqid are an
+    InputError (a renamed assembly would score 0), a prediction's seqids unknown to the reference a warning."""
+    foreign = sorted(set(prediction) - set(reference))
+    if reference and prediction and len(foreign) == len(prediction):
+        raise InputError(
+            prediction_path,
+            None,
+            f"no seqid in common with {reference_path} (prediction: {', '.join(foreign[:3])}; "
+            f"reference: {', '.join(sorted(reference)[:3])}): give --fasta or check the names",
+        )
+    if reference and foreign:
+        print(
+            f"warning: {prediction_path}: {len(foreign)} seqid(s) without reference genes "
+            f"({', '.join(foreign[:3])}): their genes count as false positives",
+            file=sys.stderr,
+        )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -83,8 +104,10 @@ def main(argv=None) -> int:
         lengths = {seqid: len(sequence) for seqid, sequence in records} or None
         reference = read_genes(args.reference, lengths, args.fasta)
         predictions = {}
-        if args.prediction:
-            predictions["prediction"] = read_genes(args.prediction, lengths, args.fasta)
+        if args.prediction:  # a prediction of no genes is a result to score, not an error
+            predictions["prediction"] = read_genes(args.prediction, lengths, args.fasta, allow_empty=True)
+            if not args.fasta:
+                check_shared_seqids(args.reference, reference, args.prediction, predictions["prediction"])
         for name in args.baseline:
             print(f"running baseline {name} on {args.fasta} ...", file=sys.stderr)
             predictions[name] = BASELINES[name](records)

@@ -17,6 +17,8 @@ Rules:
   the stop of such a reference pseudogene (same seqid, strand and 3' end), so a caller that reads
   through a decayed gene is not penalised for it. (Counting those predictions as false positives
   instead gives NOTES.md's Prodigal anchors exactly; this rule raises 3' F1 by 0.000-0.009.)
+- Matching is one-to-one: a reference gene (CDS segment, chain) is found by at most one prediction, so
+  a second prediction of it is a false positive (CDS segments and chains count once per gene).
 - `region` = (seqid, start, end), 1-based inclusive, restricts scoring to genes lying wholly inside it
   on both sides; a gene crossing the region's edge cannot be judged from inside and is left out.
 - A ratio with nothing to count (0 / 0) is NaN; F1 is 0 when either side is 0, NaN when undefined.
@@ -25,9 +27,12 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+
+import networkx as nx
+from networkx.algorithms import bipartite
 
 from tokenization.features import Gene, Span, merge_spans
 
@@ -103,10 +108,10 @@ def score(reference: GenesBySeqid, prediction: GenesBySeqid, region: Region | No
     pred_genes, _ = _coding_genes(prediction, region)
     pred_genes = [(seqid, g) for seqid, g in pred_genes if not _stop_ends(seqid, g) & pseudo_stops]
 
-    ref_chains = {chain for seqid, g in ref_genes for chain in _chains(seqid, g)}
-    pred_chains = {chain for seqid, g in pred_genes for chain in _chains(seqid, g)}
-    ref_exons = {(*key, seg) for key, segments in ref_chains for seg in segments}
-    pred_exons = {(*key, seg) for key, segments in pred_chains for seg in segments}
+    ref_chains = Counter(chain for seqid, g in ref_genes for chain in _chains(seqid, g))
+    pred_chains = Counter(chain for seqid, g in pred_genes for chain in _chains(seqid, g))
+    ref_exons = Counter(exon for seqid, g in ref_genes for exon in _exons(seqid, g))
+    pred_exons = Counter(exon for seqid, g in pred_genes for exon in _exons(seqid, g))
     return Scores(
         nucleotide=_nucleotide_level(ref_chains, pred_chains),
         exon=_set_level(ref_exons, pred_exons),
@@ -153,6 +158,10 @@ def _chains(seqid: str, gene: Gene) -> set:
     return {((seqid, gene.strand), t.cds_segments()) for t in gene.transcripts}
 
 
+def _exons(seqid: str, gene: Gene) -> set:
+    return {(*key, segment) for key, segments in _chains(seqid, gene) for segment in segments}
+
+
 def _three_prime(strand: str, span: Span) -> int:
     return span[1] if strand == "+" else span[0]
 
@@ -168,21 +177,26 @@ def _coding_spans(seqid: str, gene: Gene) -> set:
 # --- levels ------------------------------------------------------------------------------------------
 
 
-def _set_level(reference: set, prediction: set) -> LevelScore:
-    shared = len(reference & prediction)
-    return LevelScore(shared, len(reference), shared, len(prediction))
+def _set_level(reference: Counter, prediction: Counter) -> LevelScore:
+    """Items counted once per gene that has them: one reference item is matched by one prediction."""
+    shared = (reference & prediction).total()
+    return LevelScore(shared, reference.total(), shared, prediction.total())
 
 
 def _gene_level(ref_genes, pred_genes, keys) -> LevelScore:
+    """One-to-one: a maximum matching of reference and predicted genes that share a key, so a second
+    prediction of one reference gene is a false positive."""
     ref_keys = [keys(seqid, g) for seqid, g in ref_genes]
-    pred_keys = [keys(seqid, g) for seqid, g in pred_genes]
-    all_ref, all_pred = set().union(*ref_keys), set().union(*pred_keys)
-    return LevelScore(
-        found=sum(bool(k & all_pred) for k in ref_keys),
-        reference=len(ref_keys),
-        correct=sum(bool(k & all_ref) for k in pred_keys),
-        predicted=len(pred_keys),
-    )
+    refs_by_key = defaultdict(list)
+    for i, k in enumerate(ref_keys):
+        for key in k:
+            refs_by_key[key].append(("reference", i))
+    graph = nx.Graph()
+    for j, (seqid, g) in enumerate(pred_genes):
+        graph.add_edges_from((ref, ("prediction", j)) for key in keys(seqid, g) for ref in refs_by_key[key])
+    references = {node for node in graph if node[0] == "reference"}
+    matched = len(bipartite.hopcroft_karp_matching(graph, top_nodes=references)) // 2
+    return LevelScore(found=matched, reference=len(ref_keys), correct=matched, predicted=len(pred_genes))
 
 
 def _nucleotide_level(ref_chains: set, pred_chains: set) -> LevelScore:
