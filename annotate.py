@@ -158,9 +158,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        model_files = (
-            [p for p in Path(args.model).rglob("*") if p.is_file()] if Path(args.model).is_dir() else []
-        )
+        model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
         check_writable(args.out, [args.fasta, *filter(None, [args.hints]), *model_files])
         if args.out.exists():
             print(f"note: {args.out} exists and will be replaced", file=sys.stderr)
