@@ -182,11 +182,10 @@ def augustus_genes(fasta: Records, species: str) -> dict[str, list[Gene]]:
                 text=True,
             )
         if done.returncode:
-            said = [line.strip() for line in done.stderr.splitlines() if line.strip()] or [
-                f"exit {done.returncode}"
-            ]
-            raise InputError("augustus", None, f"--species={species} failed: {said[-1]}")
-        if not any(line.strip() and not line.startswith("#") for line in gff_path.open()):
+            said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            reason = said[-1] if said else f"exit status {done.returncode}"
+            raise InputError("augustus", None, f"--species={species} failed: {reason}")
+        if not any(line.strip() and not line.startswith("#") for line in gff_path.read_text().splitlines()):
             return genes  # no gene anywhere: read_gff would call the file empty
         result = read_gff(gff_path, lengths)
     if result.report.dropped:  # AUGUSTUS's own output: a drop would be a silent loss
@@ -197,7 +196,7 @@ def augustus_genes(fasta: Records, species: str) -> dict[str, list[Gene]]:
                 gene,
                 transcripts=tuple(
                     replace(t, type="mRNA") for t in gene.transcripts
-                ),  # AUGUSTUS writes "transcript"
+                ),  # it writes "transcript"
                 open_left=gene.start == 1,
                 open_right=gene.end == lengths[seqid],
             )

@@ -187,10 +187,11 @@ def test_augustus_reads_lower_case_as_soft_masking_and_calls_around_n_runs():
     assert len(gapped) == len(plain)
 
 
-def test_augustus_failures_are_input_errors(monkeypatch):
+def test_augustus_failures_are_input_errors_and_no_gene_is_no_error(monkeypatch):
     if shutil.which("augustus"):
         with pytest.raises(InputError, match="--species=no_such_set failed"):
             augustus_genes([("c1", random_dna(3000))], "no_such_set")
+        assert augustus_genes([("gap", "N" * 5000), ("c2", "ACGT")], "saccharomyces") == {"gap": [], "c2": []}
     monkeypatch.setenv("PATH", "")
     with pytest.raises(InputError, match="augustus: not installed"):
         augustus_genes([("c1", random_dna(3000))], "saccharomyces")

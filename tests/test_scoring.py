@@ -224,6 +224,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, argv, mes
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "".join(err)
 
 
+def test_cli_augustus_failure_is_one_line_and_exit_2(files, capsys):
+    needs_augustus()
+    fasta, ref, _ = files
+    argv = [
+        "--reference",
+        str(ref),
+        "--fasta",
+        str(fasta),
+        "--baseline",
+        "augustus",
+        "--augustus_species",
+        "nope",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: augustus: --species=nope failed: ") and "Traceback" not in "".join(err)
+
+
 def test_cli_usage_errors(files, capsys):
     _, ref, pred = files
     for argv in (["--reference", str(ref)], ["--reference", str(ref), "--baseline", "prodigal"]):
