@@ -119,8 +119,9 @@ class GenomeReport:
         dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())) or "none"
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.windows_skipped.items())) or "none"
         windows = " / ".join(f"{self.windows[s]} {s}" for s in SPLITS)
+        labels = f"{self.labels} {self.augustus_species}".strip()
         return (
-            f"{self.species} ({self.taxon}, {self.bases:,} bp in {self.sequences} sequences, labels: {self.labels}{f' {self.augustus_species}' if self.augustus_species else ''})\n"
+            f"{self.species} ({self.taxon}, {self.bases:,} bp in {self.sequences} sequences, labels: {labels})\n"
             f"  windows: {windows} ({self.long_gene_windows} long-gene windows); skipped: {skipped}\n"
             f"  genes: {self.genes_in_file} in file = {self.kept} kept + "
             f"{sum(self.dropped.values())} dropped ({dropped})"
