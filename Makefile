@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml requirements-cpu.txt
 	  (apt-get install -y -qq genometools >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq genometools >/dev/null 2>&1)) || \
 	  echo "note: GenomeTools (gt) not installed; GFF3 validation tests will skip"; }
+	@command -v augustus >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get install -y -qq augustus >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq augustus >/dev/null 2>&1)) || \
+	  echo "note: AUGUSTUS not installed; the AUGUSTUS baseline and its tests will skip"; }
 	@test -x $(BIN)/python || (command -v $(PY) >/dev/null 2>&1 && $(PY) -m venv $(VENV) || python3 -m venv $(VENV))
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-cpu.txt

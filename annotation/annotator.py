@@ -26,7 +26,17 @@ from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
 from .constraints import MIN_CODING_LENGTH, BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
-from .windows import Prediction, StitchStats, Window, place, same_locus, stitch, tile
+from .windows import (
+    Prediction,
+    StitchStats,
+    Window,
+    covered_bases,
+    gap_bases,
+    place,
+    same_locus,
+    stitch,
+    tile,
+)
 
 try:  # flat in a saved model directory
     from .codec import CodecError, decode, encode
@@ -59,7 +69,10 @@ TOKENS_PER_KB = 40  # generation budget: ~5 prokaryote genes/kb would be 40 toke
 @dataclass
 class AnnotationStats:
     windows: int = 0
-    bases: int = 0
+    bases: int = 0  # read by the windows (overlaps counted once per window)
+    sequence_bases: int = 0  # every base of every contig = covered_bases + gap_bases
+    covered_bases: int = 0  # inside at least one window
+    gap_bases: int = 0  # in long N runs (annotation.windows.MIN_N_GAP), which no window reads
     seconds: float = 0.0
     decode_errors: int = 0
     stitch: StitchStats = field(default_factory=StitchStats)
@@ -78,6 +91,7 @@ class AnnotationStats:
         return (
             f"{len(genes)} genes (+ {strands['+']}, - {strands['-']}, . {strands['.']}), mean length {mean:.0f} bp; "
             f"{self.windows} windows, {self.bases:,} bp in {self.seconds:.1f} s ({self.bp_per_second:,.0f} bp/s); "
+            f"{self.covered_bases:,} of {self.sequence_bases:,} bp in windows, {self.gap_bases:,} in N runs; "
             f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
             f"{self.stitch.dropped_pieces} cut pieces dropped; {self.decode_errors} malformed records"
             + "".join(f"; {n} hints unreadable: {why}" for why, n in sorted(self.unreadable_hints.items()))
@@ -383,6 +397,9 @@ def annotate_records(
             if not sequence:
                 stats.empty_sequences.append(seqid)
             windows[seqid] = tile(seqid, sequence, size, overlap)
+            stats.sequence_bases += len(sequence)
+            stats.covered_bases += covered_bases(windows[seqid])
+            stats.gap_bases += gap_bases(sequence)
             predictions[seqid] = []
             yield from enumerate(windows[seqid])
 

@@ -56,6 +56,20 @@ def stretches(sequence: str, min_gap: int = MIN_N_GAP) -> Iterator[tuple[int, in
         yield position, len(sequence)
 
 
+def gap_bases(sequence: str, min_gap: int = MIN_N_GAP) -> int:
+    """Bases of `sequence` in runs of at least `min_gap` N: the bases `tile` gives no window."""
+    return len(sequence) - sum(hi - lo for lo, hi in stretches(sequence, min_gap))
+
+
+def covered_bases(windows: Sequence[Window]) -> int:
+    """Bases of one contig inside at least one of its windows (in contig order, as `tile` gives them)."""
+    covered = reach = 0
+    for window in windows:
+        covered += max(0, window.end - max(window.start, reach))
+        reach = max(reach, window.end)
+    return covered
+
+
 def window_starts(length: int, size: int, overlap: int) -> list[int]:
     """Evenly spread starts of the fewest windows of `size` covering `length` with >= `overlap` overlap."""
     if not 0 <= overlap < size:

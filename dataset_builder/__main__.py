@@ -9,7 +9,8 @@ from pathlib import Path
 from genome_io.errors import InputError
 
 from .bake import BakeOptions, bake_genome
-from .taxa import TAXA
+from .schema import LABEL_SOURCES
+from .taxa import AUGUSTUS_SPECIES, TAXA
 
 FASTA_SUFFIXES = (".fna", ".fa", ".fasta", ".fas")
 GFF_SUFFIXES = (".gff3", ".gff", ".gtf")
@@ -36,9 +37,16 @@ def _options_parser() -> argparse.ArgumentParser:
     p.add_argument("--split_block", type=int, help="bp per contiguous split block (default: 10 x limit)")
     p.add_argument(
         "--labels",
-        choices=["gff", "prodigal"],
+        choices=["gff", "prodigal", "augustus"],
         default="gff",
-        help="where genes come from: the GFF, or Prodigal's predictions (silver labels, for genomes without GFF)",
+        help="where genes come from: the GFF, or the predictions of Prodigal (prokaryotes) or AUGUSTUS "
+        "(eukaryotes): silver labels, for genomes without a GFF",
+    )
+    species_sets = ", ".join(f"{species} for {taxon}" for taxon, species in AUGUSTUS_SPECIES.items())
+    p.add_argument(
+        "--augustus_species",
+        metavar="NAME",
+        help=f"AUGUSTUS parameter set for --labels augustus (default per --taxon: {species_sets})",
     )
     p.add_argument("--extract_tokens", type=Path, metavar="FILE", help="write new feature-type tokens here")
     p.add_argument("--dataset_dir", type=Path, default=Path("dataset_builder"), help="dataset directory")
@@ -57,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     bake = commands.add_parser("bake", parents=[shared], help="bake one genome")
     bake.add_argument("fasta", type=Path, help="genome FASTA (plain or .gz)")
     bake.add_argument(
-        "gff", type=Path, nargs="?", help="annotation GFF3/GTF (plain or .gz); omit with --labels prodigal"
+        "gff",
+        type=Path,
+        nargs="?",
+        help="annotation GFF3/GTF (plain or .gz); omit with --labels prodigal/augustus",
     )
     bake.add_argument("--species", required=True, help="species name (one set of shards per species)")
     many = commands.add_parser(
@@ -86,7 +97,7 @@ def find_pair(directory: Path, need_gff: bool) -> tuple[Path, Path | None]:
         raise InputError(directory, None, f"no FASTA file ({'/'.join(FASTA_SUFFIXES)}[.gz])")
     if gff is None and need_gff:
         raise InputError(
-            directory, None, f"no GFF file ({'/'.join(GFF_SUFFIXES)}[.gz]); or use --labels prodigal"
+            directory, None, f"no GFF file ({'/'.join(GFF_SUFFIXES)}[.gz]); or use --labels prodigal/augustus"
         )
     return fasta, gff
 
@@ -107,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             split_block=args.split_block,
             holdout=tuple(args.holdout),
             labels=args.labels,
+            augustus_species=args.augustus_species,
         )
         if args.command == "bake":
-            jobs = [(args.species, args.fasta, None if args.labels == "prodigal" else args.gff)]
+            jobs = [(args.species, args.fasta, args.gff if args.labels == "gff" else None)]
         else:
             jobs = [(s, *find_pair(args.raw_dir / s, args.labels == "gff")) for s in args.species]
         reports = []
@@ -121,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for report in reports:
         print(report.summary())
-    if options.labels == "prodigal":
-        print("note: these labels are Prodigal's own predictions (silver labels), not a curated annotation.")
+    if options.labels != "gff":
+        print(f"note: these labels are {LABEL_SOURCES[options.labels].format(**vars(options))}.")
     new_types = sorted({t for r in reports for t in r.new_feature_types})
     if args.extract_tokens:
         args.extract_tokens.write_text("".join(f"<{t}>\n" for t in new_types))

@@ -35,7 +35,7 @@ from tokenization.features import Gene
 
 from .card import write_card
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
-from .taxa import TAXA
+from .taxa import AUGUSTUS_SPECIES, TAXA
 from .windows import GeneIndex, Window, plan_windows, window_genes
 
 ROWS_PER_SHARD = 4000
@@ -59,7 +59,8 @@ class BakeOptions:
     split_block: int | None = None  # bp per contiguous split block; default 10 x limit
     max_n_fraction: float = 0.5  # skip windows with more N than this
     holdout: tuple[str, ...] = ()  # species that go to test whole
-    labels: str = "gff"  # or "prodigal"
+    labels: str = "gff"  # or "prodigal", "augustus"
+    augustus_species: str | None = None  # AUGUSTUS parameter set for labels="augustus"; default per taxon
 
     def __post_init__(self):
         if self.taxon not in TAXA:
@@ -80,7 +81,17 @@ class BakeOptions:
         ):
             raise BakeError("--val_fraction", None, "fractions must be >= 0 and sum to less than 1")
         if self.labels not in LABEL_SOURCES:
-            raise BakeError("--labels", None, f"unknown label source {self.labels!r}; choose gff or prodigal")
+            raise BakeError(
+                "--labels", None, f"unknown label source {self.labels!r}; choose {', '.join(LABEL_SOURCES)}"
+            )
+        if self.labels == "augustus":
+            self.augustus_species = self.augustus_species or AUGUSTUS_SPECIES.get(self.taxon)
+            if not self.augustus_species:
+                raise BakeError(
+                    "--augustus_species",
+                    None,
+                    f"no default AUGUSTUS parameter set for {self.taxon}; name one",
+                )
 
 
 @dataclass
@@ -92,6 +103,7 @@ class GenomeReport:
     fasta: str
     annotation: str
     labels: str
+    augustus_species: str = ""  # the parameter set of AUGUSTUS labels
     sequences: int = 0
     bases: int = 0
     genes_in_file: int = 0
@@ -107,8 +119,9 @@ class GenomeReport:
         dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())) or "none"
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.windows_skipped.items())) or "none"
         windows = " / ".join(f"{self.windows[s]} {s}" for s in SPLITS)
+        labels = f"{self.labels} {self.augustus_species}".strip()
         return (
-            f"{self.species} ({self.taxon}, {self.bases:,} bp in {self.sequences} sequences, labels: {self.labels})\n"
+            f"{self.species} ({self.taxon}, {self.bases:,} bp in {self.sequences} sequences, labels: {labels})\n"
             f"  windows: {windows} ({self.long_gene_windows} long-gene windows); skipped: {skipped}\n"
             f"  genes: {self.genes_in_file} in file = {self.kept} kept + "
             f"{sum(self.dropped.values())} dropped ({dropped})"
@@ -118,16 +131,24 @@ class GenomeReport:
 # --- examples -------------------------------------------------------------------------------------
 
 
-def read_labels(fasta: Path, gff: Path | None, labels: str, report: GenomeReport) -> dict[str, list[Gene]]:
-    """Genes per seqid (1-based) from the GFF, or from Prodigal; accounts every gene in the report."""
-    if labels == "prodigal":
-        from genome_io.baselines import prodigal_genes
+def read_labels(
+    fasta: Path, gff: Path | None, options: BakeOptions, report: GenomeReport
+) -> dict[str, list[Gene]]:
+    """Genes per seqid (1-based) from the GFF, or from Prodigal or AUGUSTUS; accounts every gene in the report."""
+    if options.labels != "gff":
+        from genome_io.baselines import augustus_genes, prodigal_genes
 
-        genes = prodigal_genes(fasta)
+        if options.labels == "augustus":
+            report.augustus_species = options.augustus_species
+            genes = augustus_genes(fasta, options.augustus_species)
+        else:
+            genes = prodigal_genes(fasta)
         report.genes_in_file = sum(map(len, genes.values()))
         return genes
     if gff is None:
-        raise BakeError(fasta, None, "no annotation given: pass a GFF3/GTF file or --labels prodigal")
+        raise BakeError(
+            fasta, None, "no annotation given: pass a GFF3/GTF file or --labels prodigal/augustus"
+        )
     result = read_gff(gff, fasta_lengths(fasta))
     gff_report = result.report
     report.genes_in_file = gff_report.genes_in_file
@@ -159,7 +180,7 @@ def genome_examples(
 ) -> tuple[Iterator[tuple[str, dict]], GenomeReport]:
     """(split, example) for every window of one genome, and its report (complete once exhausted)."""
     report = GenomeReport(species, options.taxon, str(fasta), str(gff) if gff else "", options.labels)
-    genes_by_seqid = read_labels(fasta, gff, options.labels, report)
+    genes_by_seqid = read_labels(fasta, gff, options, report)
     genes_by_seqid = _writable(genes_by_seqid, report)
     known_types = set(codec_vocabulary())
     report.new_feature_types = sorted(

@@ -67,8 +67,8 @@ ds = load_dataset("./dataset_builder", "prokaryotes")   # or the Hub id this fol
 
 ## Licence
 The windows are derived from third-party genome assemblies and annotations; each keeps the licence and
-terms of its source (see the per-genome table for what went in). Labels whose source is Prodigal are
-**silver labels** (pyrodigal's own predictions), not a curated annotation.
+terms of its source (see the per-genome table for what went in). Labels whose source is Prodigal or
+AUGUSTUS are **silver labels** (that gene finder's own predictions), not a curated annotation.
 
 ## Per-genome reports
 {reports}
@@ -159,7 +159,7 @@ def _body(reports: dict[str, list[dict]]) -> str:
                 dropped = "; ".join(f"{n} {reason}" for reason, n in sorted(r["dropped"].items())) or "0"
                 windows = "/".join(str(r["windows"][s]) for s in SPLITS)
                 lines.append(
-                    f"| {taxon} | {r['species']} | {LABEL_SOURCES[r['labels']]} | {r['bases']:,} | {windows} "
+                    f"| {taxon} | {r['species']} | {LABEL_SOURCES[r['labels']].format(**r)} | {r['bases']:,} | {windows} "
                     f"| {r['genes_in_file']} | {r['kept']} | {dropped} |"
                 )
         table = "\n".join(lines)

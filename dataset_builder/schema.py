@@ -8,6 +8,7 @@ SPLITS = ("train", "validation", "test")
 LABEL_SOURCES = {
     "gff": "reference annotation (GFF3/GTF)",
     "prodigal": "Prodigal (pyrodigal) predictions: silver labels, not a curated annotation",
+    "augustus": "AUGUSTUS predictions (parameter set {augustus_species}): silver labels, not a curated annotation",
 }
 
 FEATURES = datasets.Features(

@@ -11,3 +11,12 @@ TAXA: dict[str, tuple[int, int]] = {
     "vertebrates": (90_000, 150_000),
     "plants": (45_000, 60_000),
 }
+
+# AUGUSTUS parameter set (a folder of its config/species) per eukaryote taxon: the default of the
+# AUGUSTUS baseline (`python -m scoring --baseline augustus`) and of its silver labels (`bake --labels augustus`).
+AUGUSTUS_SPECIES: dict[str, str] = {
+    "unicellular": "saccharomyces",
+    "invertebrates": "fly",
+    "vertebrates": "human",
+    "plants": "arabidopsis",
+}

@@ -1,14 +1,20 @@
-"""Prokaryote baselines to score GFF-MoE against: Prodigal (the tool people use) and the ORF floor.
+"""Baselines to score GFF-MoE against: Prodigal (prokaryotes), AUGUSTUS (eukaryotes) and the ORF floor.
 
-Both return genome-level genes (1-based, per seqid) in the NCBI prokaryote shape: one `DIRECT`
-transcript whose single exon is the CDS, stop codon included.
+All return genome-level genes (1-based, per seqid), stop codon included in the CDS. Prodigal and the ORF
+floor give the NCBI prokaryote shape: one `DIRECT` transcript whose single exon is the CDS; AUGUSTUS
+gives gene -> mRNA -> CDS chains (its GFF3 read by `genome_io.gff.read_gff`).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 import pyrodigal
@@ -17,15 +23,20 @@ from Bio.Seq import reverse_complement
 
 from tokenization.features import DIRECT, Gene, Transcript
 
+from .errors import InputError
 from .fasta import read_fasta
+from .gff import read_gff
 
 Records = str | PathLike | Iterable[tuple[str, str]]
 
 # Prodigal's own rule: below this much sequence, single-genome training is unreliable (and refused).
 MIN_TRAINING_BP = 20_000
-# The starts prokaryotes actually use (~90% ATG, GTG, TTG); table 11's rare ATT/ATC/ATA/CTG are left
-# out so the floor's "longest start" does not run into upstream non-starts.
-ORF_START_CODONS = ("ATG", "GTG", "TTG")
+# The ORF floor per kingdom: (minimum ORF bp, start codons). Prokaryote genes are long single ORFs
+# starting with ATG, GTG or TTG (~90% ATG; table 11's rare ATT/ATC/ATA/CTG are left out so the
+# "longest start" does not run into upstream non-starts); eukaryote genes start with ATG, and introns
+# cut them into shorter open stretches.
+PROKARYOTE_ORF_FLOOR = (600, ("ATG", "GTG", "TTG"))
+EUKARYOTE_ORF_FLOOR = (300, ("ATG",))
 
 
 def coding_gene(start: int, end: int, strand: str, open_left=False, open_right=False) -> Gene:
@@ -72,22 +83,29 @@ def prodigal_genes(
     return genes
 
 
-def orf_floor_genes(fasta: Records, min_len: int = 600, translation_table: int = 11) -> dict[str, list[Gene]]:
-    """The trivial floor: every ORF of at least `min_len` bp (start to stop codon inclusive), both strands.
+def orf_floor_genes(
+    fasta: Records, taxon: str = "prokaryotes", min_len: int | None = None, translation_table: int = 11
+) -> dict[str, list[Gene]]:
+    """The trivial floor: every ORF of at least `min_len` bp (start to stop codon inclusive) on both
+    strands, each as a single-exon gene.
 
-    Each stop codon of `translation_table` (Biopython's tables) closes at most one ORF, which takes
-    its longest start: the first ATG/GTG/TTG in frame after the previous stop. ORFs running off a
-    contig end are not called. Vectorised over codons with numpy: a 4 Mbp genome takes about a second.
+    `taxon` sets the start codons and the default `min_len`: `PROKARYOTE_ORF_FLOOR` for prokaryotes,
+    `EUKARYOTE_ORF_FLOOR` for the other taxa. Each stop codon of `translation_table` (Biopython's
+    tables; 1 and 11 share their stops) closes at most one ORF, which takes its longest start: the
+    first start codon in frame after the previous stop. ORFs running off a contig end are not called.
+    Vectorised over codons with numpy: a 4 Mbp genome takes about a second.
     """
+    default_len, starts = PROKARYOTE_ORF_FLOOR if taxon == "prokaryotes" else EUKARYOTE_ORF_FLOOR
+    min_len = default_len if min_len is None else min_len
     stops = unambiguous_dna_by_id[translation_table].stop_codons
     genes = {}
     for seqid, sequence in _records(fasta):
         sequence = sequence.upper()
         length = len(sequence)
-        found = [coding_gene(s + 1, e + 1, "+") for s, e in _strand_orfs(sequence, stops, min_len)]
+        found = [coding_gene(s + 1, e + 1, "+") for s, e in _strand_orfs(sequence, starts, stops, min_len)]
         found += [
             coding_gene(length - e, length - s, "-")
-            for s, e in _strand_orfs(reverse_complement(sequence), stops, min_len)
+            for s, e in _strand_orfs(reverse_complement(sequence), starts, stops, min_len)
         ]
         genes[seqid] = sorted(found)
     return genes
@@ -106,7 +124,9 @@ def _codon_codes(codons: Iterable[str]) -> np.ndarray:
     return np.array([_encode(codon) @ [25, 5, 1] for codon in codons])
 
 
-def _strand_orfs(sequence: str, stop_codons: list[str], min_len: int) -> Iterable[tuple[int, int]]:
+def _strand_orfs(
+    sequence: str, start_codons: Iterable[str], stop_codons: list[str], min_len: int
+) -> Iterable[tuple[int, int]]:
     """0-based inclusive (start, end) of the plus-strand ORFs of `sequence`, stop codon included."""
     bases = _encode(sequence)
     if len(bases) < 3:
@@ -114,7 +134,7 @@ def _strand_orfs(sequence: str, stop_codons: list[str], min_len: int) -> Iterabl
     # Code of the codon starting at each position.
     codons = bases[:-2] * 25 + bases[1:-1] * 5 + bases[2:]
     is_stop = np.isin(codons, _codon_codes(stop_codons))
-    is_start = np.isin(codons, _codon_codes(ORF_START_CODONS))
+    is_start = np.isin(codons, _codon_codes(start_codons))
     for frame in range(3):
         stop_at = np.flatnonzero(is_stop[frame::3])
         start_at = np.flatnonzero(is_start[frame::3])
@@ -128,6 +148,61 @@ def _strand_orfs(sequence: str, stop_codons: list[str], min_len: int) -> Iterabl
         keep = has_start & (start_codon < stop_at) & ((stop_at - start_codon + 1) * 3 >= min_len)
         for start, stop in zip(start_codon[keep], stop_at[keep], strict=True):
             yield frame + 3 * int(start), frame + 3 * int(stop) + 2
+
+
+def augustus_genes(fasta: Records, species: str) -> dict[str, list[Gene]]:
+    """AUGUSTUS's ab initio genes with the parameter set `species` (e.g. "saccharomyces"; the sets are
+    the folders of AUGUSTUS's config/species) for a FASTA path or (seqid, sequence) records.
+
+    Runs the `augustus` binary (Debian package `augustus`) once over all sequences and reads its GFF3
+    with `read_gff`. Options are explicit, so that no parameter set's own default changes the output:
+    `--stopCodonExcludedFromCDS=false` (schizosaccharomyces_pombe and candida_albicans exclude the stop,
+    which no GFF3 reference does), `--softmasking=on` (lower case is read as repeat masking, where
+    exons are discouraged: how AUGUSTUS reads a soft-masked assembly; upper-case a FASTA whose lower
+    case means anything else, since an all-lower-case sequence gets no genes), `--UTR=off` (coding
+    structure only). N runs go in as they are: AUGUSTUS calls no exon in them. A gene that reaches a
+    sequence end runs off it (AUGUSTUS's default partial gene model) and is open on that side.
+    Raises InputError when the binary is missing or fails (an unknown parameter set, for one).
+    """
+    binary = shutil.which("augustus")
+    if binary is None:
+        raise InputError("augustus", None, "not installed (Debian/Ubuntu: apt-get install augustus)")
+    records = _records(fasta)
+    lengths = {seqid: len(sequence) for seqid, sequence in records}
+    genes: dict[str, list[Gene]] = {seqid: [] for seqid in lengths}
+    with tempfile.TemporaryDirectory(prefix="augustus-") as folder:
+        fasta_path, gff_path = Path(folder, "genome.fa"), Path(folder, "augustus.gff3")
+        fasta_path.write_text("".join(f">{seqid}\n{sequence}\n" for seqid, sequence in records))
+        options = ["--gff3=on", "--UTR=off", "--softmasking=on", "--stopCodonExcludedFromCDS=false"]
+        with gff_path.open("w") as out:
+            done = subprocess.run(
+                [binary, f"--species={species}", *options, str(fasta_path)],
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        if done.returncode:
+            said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            reason = said[-1] if said else f"exit status {done.returncode}"
+            raise InputError("augustus", None, f"--species={species} failed: {reason}")
+        if not any(line.strip() and not line.startswith("#") for line in gff_path.read_text().splitlines()):
+            return genes  # no gene anywhere: read_gff would call the file empty
+        result = read_gff(gff_path, lengths)
+    if result.report.dropped:  # AUGUSTUS's own output: a drop would be a silent loss
+        raise InputError("augustus", None, f"unreadable output: {result.report.summary()}")
+    for seqid, found in result.genes_by_seqid.items():
+        genes[seqid] = [
+            replace(
+                gene,
+                transcripts=tuple(
+                    replace(t, type="mRNA") for t in gene.transcripts
+                ),  # it writes "transcript"
+                open_left=gene.start == 1,
+                open_right=gene.end == lengths[seqid],
+            )
+            for gene in found
+        ]
+    return genes
 
 
 def baseline_speed(finder: Callable[[Records], dict], fasta: Records) -> tuple[dict[str, list[Gene]], float]:

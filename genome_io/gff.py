@@ -9,7 +9,8 @@ assembled gene -> transcript -> segments:
   belongs to both transcripts;
 - transcripts without exon lines (Phytozome) get exons = CDS + UTR segments merged;
 - GTF links segments by `transcript_id` and transcripts by `gene_id`; missing gene or transcript lines are
-  implied, and `stop_codon` joins the CDS (GFF3 CDS include the stop);
+  implied, and `stop_codon` joins the CDS segment it touches (GTF CDS exclude the stop; GFF3 CDS,
+  AUGUSTUS's included, hold it already);
 - a transcript (or a bare CDS) without a gene line is wrapped in a gene of type "gene" and counted.
 
 Structural problems (not GFF, empty, truncated gzip, bad columns) raise InputError. Problems of one
@@ -35,7 +36,7 @@ try:  # flat in a saved model directory (hub_code.py: the pipeline reads hints w
 except ImportError:  # the repository checkout
     from tokenization.features import DIRECT, Gene, Transcript, merge_spans
 
-CODING = ("CDS", "stop_codon")  # stop_codon only appears in GTF, where CDS excludes it
+CODING = ("CDS", "stop_codon")  # GTF's CDS exclude the stop codon; GFF3's (e.g. AUGUSTUS's) include it
 UTR = ("five_prime_UTR", "three_prime_UTR", "UTR", "5UTR", "3UTR", "five_prime_utr", "three_prime_utr")
 EXON = ("exon", "noncoding_exon")
 SEGMENT_TYPES = frozenset((*CODING, *UTR, *EXON, "start_codon"))
@@ -336,7 +337,10 @@ def _assemble(root: _Record, wrapped: bool, report: GffReport) -> tuple[Gene | N
 def _transcript(tx_type, parts, strand, report) -> tuple[Transcript | None, str]:
     """One transcript from its segment lines; (None, "") when there are none."""
     cds = [(p.start, p.end, p.phase) for p in parts if p.type == "CDS"]
-    coding = sorted((p.start, p.end) for p in parts if p.type in CODING)
+    coding = _with_stop_codons(
+        [(p.start, p.end) for p in parts if p.type == "CDS"],
+        [(p.start, p.end) for p in parts if p.type == "stop_codon"],
+    )
     exons = sorted((p.start, p.end) for p in parts if p.type in EXON)
     utrs = [(p.start, p.end) for p in parts if p.type in UTR]
     if not (coding or exons or utrs):
@@ -351,6 +355,20 @@ def _transcript(tx_type, parts, strand, report) -> tuple[Transcript | None, str]
             return None, "CDS lines do not fill the exon chain between CDS start and end"
         transcript = Transcript(tx_type, tuple(exons), cds_span, _five_prime_phase(cds, strand, report))
     return transcript, ""
+
+
+def _with_stop_codons(cds: list[tuple[int, int]], stops: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """CDS segments, each stop_codon line folded into the segment it touches or overlaps (so that it is
+    not a segment of its own); the CDS segments themselves stay apart (ribosomal slippage)."""
+    segments = sorted(cds)
+    for start, end in stops:
+        near = [i for i, (s, e) in enumerate(segments) if start <= e + 1 and end >= s - 1]
+        if near:
+            s, e = segments[near[0]]
+            segments[near[0]] = (min(s, start), max(e, end))
+        else:
+            segments.append((start, end))
+    return sorted(segments)
 
 
 def _five_prime_phase(cds: list[tuple[int, int, int | None]], strand: str, report: GffReport) -> int:

@@ -5,10 +5,13 @@ Layout, per gene (sorted by seqid in `seq_lengths` order, then by position):
     gene                      ID={seqid}_g{n}            (score = the gene's score, e.g. mean log-prob)
       mRNA / tRNA / ...       ID={gene}.t{k}; Parent={gene}
         exon                  ID={transcript}.exon{j}; Parent={transcript}
+        five_prime_UTR        ID={transcript}.utr5p{j}; Parent={transcript}   (exon parts 5' of the CDS)
         CDS                   ID={transcript}.cds; Parent={transcript}   (one ID over all segments)
+        three_prime_UTR       ID={transcript}.utr3p{j}; Parent={transcript}
 
 A `DIRECT` transcript has no line of its own: its CDS (or, when non-coding, its exons) hang
-directly on the gene, as in NCBI prokaryote and SGD files. Phases come from
+directly on the gene, as in NCBI prokaryote and SGD files; it gets no UTR lines. Introns are implied
+(the gaps of the exon chain), as GFF3 readers expect. Phases come from
 `Transcript.cds_phases`. Open ends follow NCBI: `partial=true` plus `start_range=.,START` /
 `end_range=END,.` on every feature that reaches the open edge.
 """
@@ -165,9 +168,26 @@ class _FeatureWriter:
             for j, (start, end) in enumerate(tx.exons, start=1):
                 attributes = {"ID": f"{tx_id}.exon{j}", "Parent": parent} | _partial(gene, start, end)
                 yield self.line("exon", start, end, gene.strand, attributes)
+        five, three = _utrs(tx, gene.strand) if tx.type != DIRECT else ((), ())
+        for j, (start, end) in enumerate(five, start=1):
+            attributes = {"ID": f"{tx_id}.utr5p{j}", "Parent": parent} | _partial(gene, start, end)
+            yield self.line("five_prime_UTR", start, end, gene.strand, attributes)
         for (start, end), phase in zip(segments, tx.cds_phases(gene.strand), strict=True):
             attributes = {"ID": f"{tx_id}.cds", "Parent": parent} | _partial(gene, start, end)
             yield self.line("CDS", start, end, gene.strand, attributes, phase=phase)
+        for j, (start, end) in enumerate(three, start=1):
+            attributes = {"ID": f"{tx_id}.utr3p{j}", "Parent": parent} | _partial(gene, start, end)
+            yield self.line("three_prime_UTR", start, end, gene.strand, attributes)
+
+
+def _utrs(tx: Transcript, strand: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(5' UTR, 3' UTR) segments of a coding transcript, in genomic order: its exon parts outside the CDS."""
+    if tx.cds is None:
+        return [], []
+    cds_start, cds_end = tx.cds
+    left = [(s, min(e, cds_start - 1)) for s, e in tx.exons if s < cds_start]
+    right = [(max(s, cds_end + 1), e) for s, e in tx.exons if e > cds_end]
+    return (left, right) if strand == "+" else (right, left)
 
 
 def _partial(gene: Gene, start: int, end: int) -> dict[str, str | list[str]]:

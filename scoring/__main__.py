@@ -7,7 +7,8 @@ import json
 import re
 import sys
 
-from genome_io.baselines import orf_floor_genes, prodigal_genes
+from dataset_builder.taxa import AUGUSTUS_SPECIES, TAXA
+from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
@@ -15,7 +16,12 @@ from genome_io.gff import read_gff
 from .metrics import Region, score
 from .report import format_table
 
-BASELINES = {"prodigal": prodigal_genes, "orf": orf_floor_genes}
+# Each baseline runs on the FASTA's records with the parsed arguments (taxon, AUGUSTUS parameter set).
+BASELINES = {
+    "prodigal": lambda records, args: prodigal_genes(records),
+    "augustus": lambda records, args: augustus_genes(records, args.augustus_species),
+    "orf": lambda records, args: orf_floor_genes(records, args.taxon),
+}
 # Reasons read_gff drops a gene that mean the GFF does not belong to this FASTA.
 WRONG_GENOME = ("seqid not in FASTA", "coordinates beyond the sequence")
 
@@ -38,8 +44,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="extend",
         choices=sorted(BASELINES),
         default=[],
-        help="also score baselines run on --fasta: prodigal (pyrodigal, single-genome mode) and/or "
-        "orf (every ORF >= 600 bp with its longest start, the trivial floor)",
+        help="also score baselines run on --fasta: prodigal (pyrodigal, single-genome mode), augustus "
+        "(the AUGUSTUS binary, parameter set --augustus_species) and/or orf (the trivial floor: every ORF "
+        "with its longest start as a single-exon gene, >= 600 bp for prokaryotes, >= 300 bp (ATG starts) "
+        "for eukaryotes)",
+    )
+    parser.add_argument(
+        "--taxon",
+        choices=list(TAXA),
+        default="prokaryotes",
+        help="taxon of the genome: sets the ORF floor and the default --augustus_species (default: prokaryotes)",
+    )
+    defaults = ", ".join(f"{species} for {taxon}" for taxon, species in AUGUSTUS_SPECIES.items())
+    parser.add_argument(
+        "--augustus_species",
+        metavar="NAME",
+        help=f"AUGUSTUS parameter set for --baseline augustus (default per --taxon: {defaults})",
     )
     parser.add_argument(
         "--region", type=_region, help="score only genes wholly inside SEQID:START-END (1-based)"
@@ -50,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("nothing to score: give --prediction and/or --baseline")
     if args.baseline and not args.fasta:
         parser.error("--baseline needs --fasta")
+    args.augustus_species = args.augustus_species or AUGUSTUS_SPECIES.get(args.taxon)
+    if "augustus" in args.baseline and not args.augustus_species:
+        parser.error(f"--baseline augustus needs --augustus_species (no default for {args.taxon})")
     return args
 
 
@@ -110,7 +133,7 @@ def main(argv=None) -> int:
                 check_shared_seqids(args.reference, reference, args.prediction, predictions["prediction"])
         for name in args.baseline:
             print(f"running baseline {name} on {args.fasta} ...", file=sys.stderr)
-            predictions[name] = BASELINES[name](records)
+            predictions[name] = BASELINES[name](records, args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

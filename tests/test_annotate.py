@@ -213,6 +213,28 @@ def steered_model(model_dir):
     return model, tokenizer
 
 
+def test_soft_masked_eukaryote_with_long_n_runs_annotates_without_loss(tiny_model_dir, tmp_path):
+    """Lower case (soft-masking) reads as upper case; every base is in a window or in a skipped N run."""
+    model, tokenizer = steered_model(tiny_model_dir)
+    masked = (
+        random_dna(700, seed=31) + random_dna(800, seed=32).lower() + "N" * 1000 + random_dna(900, seed=33)
+    )
+    edge_gaps = "n" * 300 + random_dna(250, seed=34).lower() + "N" * 150 + "NNACGTN" + "N" * 40
+    fasta = write_text(tmp_path / "euk.fa", f">chrA\n{masked}\n>chrB\n{edge_gaps}\n")
+    upper = write_text(tmp_path / "upper.fa", f">chrA\n{masked.upper()}\n>chrB\n{edge_gaps.upper()}\n")
+    options = dict(taxon="unicellular", window_size=600, overlap=150, max_new_tokens=24, progress=False)
+    genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, **options)
+    upper_genes, _, upper_stats = annotate.annotate_genome(model, tokenizer, upper, **options)
+    assert genes == upper_genes and stats.scores == upper_stats.scores
+    assert stats.sequence_bases == sum(lengths.values()) == len(masked) + len(edge_gaps)
+    assert stats.gap_bases == 1000 + 300 + 152  # runs of >= 100 N only: the last 41 are read
+    assert stats.covered_bases + stats.gap_bases == stats.sequence_bases
+    for seqid, sequence in (("chrA", masked), ("chrB", edge_gaps)):
+        for gene in genes[seqid]:  # no gene reaches into a gap
+            assert "N" * 100 not in sequence[gene.start - 1 : gene.end].upper()
+    assert f"{stats.covered_bases:,} of {stats.sequence_bases:,} bp in windows" in stats.summary(genes)
+
+
 def test_both_strands_reads_every_window_and_its_reverse_complement(tiny_model_dir):
     model, tokenizer = steered_model(tiny_model_dir)
     windows = [Window("c", 0, random_dna(600, seed=seed)) for seed in (21, 22)]

@@ -1,17 +1,20 @@
-"""Baselines: the ORF floor on planted ORFs and against a brute-force scan; Prodigal's open ends and anchors."""
+"""Baselines: the ORF floor on planted ORFs and against a brute-force scan; Prodigal's open ends and anchors;
+AUGUSTUS on a yeast slice (stop codons, soft-masking, N runs, errors)."""
 
 from __future__ import annotations
 
 import random
+import shutil
 
 import pytest
-from Bio.Seq import reverse_complement
+from Bio.Seq import Seq, reverse_complement
 
-from genome_io.baselines import baseline_speed, orf_floor_genes, prodigal_genes
+from genome_io.baselines import augustus_genes, baseline_speed, orf_floor_genes, prodigal_genes
+from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from scoring import score
-from tests.fixtures.genomes import random_dna, shared_genome, write_text
+from tests.fixtures.genomes import needs_augustus, random_dna, shared_genome, write_text, yeast_slice
 from tokenization.features import DIRECT
 
 STOPS = ("TAA", "TAG", "TGA")
@@ -23,7 +26,7 @@ def sense_codons(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(SENSE) for _ in range(n))
 
 
-def brute_force_orfs(sequence: str, min_len: int) -> set[tuple[int, int, str]]:
+def brute_force_orfs(sequence: str, min_len: int, starts=STARTS) -> set[tuple[int, int, str]]:
     """Codon by codon: the first start after each in-frame stop opens an ORF that the next stop closes."""
     found = set()
     for strand, seq in (("+", sequence), ("-", reverse_complement(sequence))):
@@ -36,7 +39,7 @@ def brute_force_orfs(sequence: str, min_len: int) -> set[tuple[int, int, str]]:
                         s, e = start + 1, i + 3
                         found.add((s, e, "+") if strand == "+" else (len(seq) - e + 1, len(seq) - s + 1, "-"))
                     start = None
-                elif start is None and codon in STARTS:
+                elif start is None and codon in starts:
                     start = i
     return found
 
@@ -46,12 +49,25 @@ def as_tuples(genes):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_orf_floor_matches_brute_force(seed):
+@pytest.mark.parametrize("taxon, starts", [("prokaryotes", STARTS), ("unicellular", ("ATG",))])
+def test_orf_floor_matches_brute_force(seed, taxon, starts):
     # Short minimum so that random DNA has dozens of ORFs, with N runs and a length not divisible by 3.
     sequence = random_dna(6001, seed=seed) + "NNNN" + random_dna(2000, seed=seed + 10)
-    genes = orf_floor_genes([("s", sequence)], min_len=150)["s"]
-    assert len(genes) > 20
-    assert as_tuples(genes) == brute_force_orfs(sequence, 150)
+    genes = orf_floor_genes([("s", sequence)], taxon, min_len=150)["s"]
+    assert len(genes) > 10
+    assert as_tuples(genes) == brute_force_orfs(sequence, 150, starts)
+
+
+def test_eukaryote_orf_floor_is_300_bp_from_atg():
+    rng = random.Random(3)
+    # GTG (a start for prokaryotes only), then ATG, then 447 bp of sense codons and a stop.
+    orf = "TAA" + "GTG" + sense_codons(rng, 10) + "ATG" + sense_codons(rng, 149) + "TGA"
+    spacer = "TTAATTAATTAA" * 20
+    sequence = spacer + orf + spacer
+    atg = len(spacer) + 3 + 3 + 30 + 1  # 1-based
+    assert as_tuples(orf_floor_genes([("s", sequence)])["s"]) == set()  # prokaryotes: 600 bp
+    for taxon in ("unicellular", "plants", "invertebrates", "vertebrates"):
+        assert as_tuples(orf_floor_genes([("s", sequence)], taxon)["s"]) == {(atg, atg + 452, "+")}
 
 
 def test_orf_floor_finds_planted_orfs_with_their_longest_start():
@@ -124,3 +140,58 @@ def test_prodigal_reproduces_the_anchors(name, three_prime, exact):
         floor = score(reference, orf_floor_genes(records))
         assert floor.gene_3prime.f1 == pytest.approx(0.75, abs=0.03)
         assert floor.gene_exact.f1 == pytest.approx(0.48, abs=0.04)
+
+
+def cds_of(sequence: str, gene) -> str:
+    """The spliced CDS of a gene's transcript, 5' to 3'."""
+    (transcript,) = gene.transcripts
+    cds = "".join(sequence[s - 1 : e] for s, e in transcript.cds_segments())
+    return cds if gene.strand == "+" else reverse_complement(cds)
+
+
+@pytest.mark.genomes
+@pytest.mark.parametrize("species", ["saccharomyces", "schizosaccharomyces_pombe"])
+def test_augustus_genes_are_whole_cds_chains_with_the_stop(species):
+    """schizosaccharomyces_pombe excludes the stop codon from CDS by default: the baseline includes it."""
+    needs_augustus()
+    sequence, reference = yeast_slice()
+    genes = augustus_genes([("c1", sequence)], species)["c1"]
+    complete = [g for g in genes if not (g.open_left or g.open_right)]
+    assert len(complete) >= 6
+    for gene in complete:
+        assert [t.type for t in gene.transcripts] == ["mRNA"]
+        protein = str(Seq(cds_of(sequence, gene)).translate())
+        assert protein.startswith("M") and protein.endswith("*") and "*" not in protein[:-1], gene
+    if species == "saccharomyces":  # trained on this yeast: its genes are the reference's
+        assert score({"c1": reference}, {"c1": genes}).gene.f1 > 0.7
+        # The 3' end of the slice cuts a gene: it runs off the edge, open there.
+        assert genes[-1].end == len(sequence) and genes[-1].open_right
+
+
+@pytest.mark.genomes
+def test_augustus_reads_lower_case_as_soft_masking_and_calls_around_n_runs():
+    needs_augustus()
+    sequence, _ = yeast_slice()
+    plain = augustus_genes([("c1", sequence)], "saccharomyces")["c1"]
+    masked_span = (5001, 7500)  # 1-based: holds two whole genes
+    masked = sequence[:5000] + sequence[5000:7500].lower() + sequence[7500:]
+    inside = [g for g in plain if masked_span[0] <= g.start and g.end <= masked_span[1]]
+    assert len(inside) == 2
+    # Soft-masked repeats discourage exons: those two genes go, the others stay as they were.
+    assert augustus_genes([("c1", masked)], "saccharomyces")["c1"] == [g for g in plain if g not in inside]
+    # A 5 kbp N run (a scaffold gap) between two genes: the same genes, shifted past the gap.
+    cut = 12_000
+    gapped = augustus_genes([("c1", sequence[:cut] + "N" * 5000 + sequence[cut:])], "saccharomyces")["c1"]
+    assert [g for g in gapped if g.end <= cut] == [g for g in plain if g.end <= cut]
+    assert [g.shift(-5000) for g in gapped if g.start > cut + 5000] == [g for g in plain if g.start > cut]
+    assert len(gapped) == len(plain)
+
+
+def test_augustus_failures_are_input_errors_and_no_gene_is_no_error(monkeypatch):
+    if shutil.which("augustus"):
+        with pytest.raises(InputError, match="--species=no_such_set failed"):
+            augustus_genes([("c1", random_dna(3000))], "no_such_set")
+        assert augustus_genes([("gap", "N" * 5000), ("c2", "ACGT")], "saccharomyces") == {"gap": [], "c2": []}
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(InputError, match="augustus: not installed"):
+        augustus_genes([("c1", random_dna(3000))], "saccharomyces")

@@ -16,7 +16,14 @@ from dataset_builder import BakeOptions, bake_genome, plan_windows
 from dataset_builder.__main__ import main as cli
 from dataset_builder.windows import GeneIndex, Window, window_genes
 from genome_io import read_fasta, read_gff
-from tests.fixtures.genomes import GENOME_TAXA, random_dna, shared_genome, write_text
+from tests.fixtures.genomes import (
+    GENOME_TAXA,
+    needs_augustus,
+    random_dna,
+    shared_genome,
+    write_text,
+    yeast_slice,
+)
 from tokenization.codec import normalise, text_to_genes
 from tokenization.features import Gene, Transcript
 
@@ -241,6 +248,46 @@ def test_prodigal_labels_are_declared_silver(tmp_path, capsys):
 
     ds = _load(tmp_path / "d", "prokaryotes", tmp_path / "cache")
     _check_windows(ds, fasta, None, prodigal_genes(fasta))
+
+
+@pytest.mark.genomes
+def test_augustus_labels_are_declared_silver_with_their_parameter_set(tmp_path, capsys):
+    needs_augustus()
+    sequence, _ = yeast_slice()
+    fasta = write_text(tmp_path / "yeast.fa", ">c1\n" + sequence + "\n")
+    argv = [
+        "bake",
+        str(fasta),
+        "--labels",
+        "augustus",
+        "--taxon",
+        "unicellular",
+        "--species",
+        "y",
+        "--limit",
+        "5000",
+    ]
+    code = cli([*argv, "--dataset_dir", str(tmp_path / "d"), "--no_progress"])
+    out = capsys.readouterr().out
+    said = "AUGUSTUS predictions (parameter set saccharomyces): silver labels, not a curated annotation"
+    assert code == 0 and said in out and "labels: augustus saccharomyces" in out
+    assert said in (tmp_path / "d" / "README.md").read_text()
+    from genome_io.baselines import augustus_genes
+
+    labels = augustus_genes(fasta, "saccharomyces")
+    assert sum(map(len, labels.values())) >= 6
+    ds = _load(tmp_path / "d", "unicellular", tmp_path / "cache")
+    _check_windows(ds, fasta, None, labels)
+    report = json.loads((tmp_path / "d" / "data" / "unicellular" / "y" / "report.json").read_text())
+    assert report["augustus_species"] == "saccharomyces" and report["genes_in_file"] == len(labels["c1"])
+
+
+def test_augustus_labels_need_a_parameter_set_for_prokaryotes(tmp_path, capsys):
+    fasta = write_text(tmp_path / "g.fa", ">c1\n" + random_dna(3000) + "\n")
+    argv = ["bake", str(fasta), "--labels", "augustus", "--taxon", "prokaryotes", "--species", "s"]
+    assert cli([*argv, "--dataset_dir", str(tmp_path / "d"), "--no_progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --augustus_species: no default AUGUSTUS parameter set for prokaryotes; name one"
 
 
 def test_generator_based_builder(tiny_genome, tmp_path):

@@ -127,6 +127,29 @@ def test_gtf_without_gene_lines_and_stop_codon_joins_cds(tmp_path):
     assert_accounted(result.report)
 
 
+def test_gff3_stop_codon_lines_inside_the_cds_add_no_segment(tmp_path):
+    """AUGUSTUS's GFF3: gene -> transcript -> start_codon, CDS (stop included), intron, stop_codon lines."""
+    path = gff(
+        tmp_path,
+        ("c1", "AUGUSTUS", "gene", 100, 900, ".", "+", ".", "ID=g1"),
+        ("c1", "AUGUSTUS", "transcript", 100, 900, ".", "+", ".", "ID=g1.t1;Parent=g1"),
+        ("c1", "AUGUSTUS", "start_codon", 100, 102, ".", "+", "0", "Parent=g1.t1"),
+        ("c1", "AUGUSTUS", "CDS", 100, 400, ".", "+", "0", "ID=g1.t1.cds;Parent=g1.t1"),
+        ("c1", "AUGUSTUS", "intron", 401, 599, ".", "+", ".", "Parent=g1.t1"),
+        ("c1", "AUGUSTUS", "CDS", 600, 900, ".", "+", "2", "ID=g1.t1.cds;Parent=g1.t1"),
+        ("c1", "AUGUSTUS", "stop_codon", 898, 900, ".", "+", "0", "Parent=g1.t1"),
+        ("c1", "AUGUSTUS", "gene", 1000, 1300, ".", "-", ".", "ID=g2"),
+        ("c1", "AUGUSTUS", "transcript", 1000, 1300, ".", "-", ".", "ID=g2.t1;Parent=g2"),
+        ("c1", "AUGUSTUS", "stop_codon", 1000, 1002, ".", "-", "0", "Parent=g2.t1"),
+        ("c1", "AUGUSTUS", "CDS", 1000, 1300, ".", "-", "0", "ID=g2.t1.cds;Parent=g2.t1"),
+    )
+    result = read_gff(path, LENGTHS)
+    plus, minus = genes(result)
+    assert plus.transcripts == (Transcript("transcript", ((100, 400), (600, 900)), (100, 900), 0),)
+    assert minus.transcripts == (Transcript("transcript", ((1000, 1300),), (1000, 1300), 0),)
+    assert not result.report.dropped and not result.report.phases_normalised
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [

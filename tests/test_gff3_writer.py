@@ -166,3 +166,42 @@ def test_real_genome_round_trip_and_validator(name, tmp_path):
     valid, messages = gt_validate(path)
     assert valid, messages[:2000]
     assert read_gff(path, lengths).genes_by_seqid == genes
+
+
+def test_spliced_genes_on_both_strands_as_users_expect(tmp_path):
+    """Eukaryote layout: gene -> mRNA -> exons, 5' UTR, CDS chain, 3' UTR; introns implied; sorted; gt-clean."""
+    plus = Transcript("mRNA", ((1001, 1200), (1401, 1600), (1801, 2100)), (1101, 2000))
+    minus = Transcript("mRNA", ((3001, 3300), (3501, 3700), (3901, 4000)), (3101, 3600))
+    genes = {"chr": [Gene(3001, 4000, "-", transcripts=(minus,)), Gene(1001, 2100, "+", transcripts=(plus,))]}
+    path = tmp_path / "euk.gff3"
+    write_gff3(genes, {"chr": 5000}, path)
+    valid, messages = gt_validate(path)
+    assert valid, messages
+    rows = [line.split("\t") for line in path.read_text().splitlines() if not line.startswith("#")]
+    assert [int(r[3]) for r in rows if r[2] == "gene"] == [1001, 3001]  # sorted by coordinate
+    assert not any(r[2] == "intron" for r in rows)  # introns are the gaps of the exon chain
+    for gene_id, strand, transcript in (("chr_g1", "+", plus), ("chr_g2", "-", minus)):
+        children = [r for r in rows if r[8].split(";")[0].startswith(f"ID={gene_id}.")]
+        kinds = [r[2] for r in children]
+        order = ("mRNA", "exon", "five_prime_UTR", "CDS", "three_prime_UTR")
+        assert kinds == sorted(kinds, key=order.index) and set(kinds) == set(order)
+        assert all(r[6] == strand for r in children)
+        spans = {
+            kind: sorted((int(r[3]), int(r[4])) for r in children if r[2] == kind) for kind in set(kinds)
+        }
+        assert spans["exon"] == list(transcript.exons)
+        # UTRs and CDS tile the exons base for base; the UTRs lie on the right side of the CDS.
+        pieces = sorted(spans["five_prime_UTR"] + spans["CDS"] + spans["three_prime_UTR"])
+        assert sum(e - s + 1 for s, e in pieces) == sum(e - s + 1 for s, e in transcript.exons)
+        cds_start, cds_end = transcript.cds
+        five_side = [e < cds_start for _, e in spans["five_prime_UTR"]]
+        assert all(five_side) if strand == "+" else not any(five_side)
+        # Phases from the chain, 5' to 3': bases still owed to the open codon.
+        cds_rows = sorted(
+            (r for r in children if r[2] == "CDS"), key=lambda r: int(r[3]), reverse=strand == "-"
+        )
+        done = 0
+        for r in cds_rows:
+            assert int(r[7]) == (3 - done % 3) % 3
+            done += int(r[4]) - int(r[3]) + 1
+    assert read_gff(path, {"chr": 5000}).genes_by_seqid == {"chr": sorted(genes["chr"])}

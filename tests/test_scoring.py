@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
+from genome_io.baselines import orf_floor_genes
 from genome_io.fasta import fasta_lengths
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
 from scoring import LevelScore, Scores, format_table, score
 from scoring.__main__ import main
-from tests.fixtures.genomes import shared_genome, write_text
+from tests.fixtures.genomes import needs_augustus, shared_genome, write_text, yeast_slice
 from tokenization.features import DIRECT, Gene, Transcript
 
 
@@ -176,6 +177,29 @@ def test_cli_table_with_baselines_and_region(files, capsys):
     assert "gene 3' (strand+stop)   | 1.000 1.000 1.000" in captured.out  # the region holds B and C only
 
 
+@pytest.mark.genomes
+def test_cli_augustus_and_eukaryote_orf_floor_columns(tmp_path, capsys):
+    """A yeast slice: AUGUSTUS (saccharomyces, the unicellular default; trained on this yeast) beside the
+    eukaryote ORF floor (>= 300 bp from ATG), the floor's column being exactly `orf_floor_genes`'s."""
+    needs_augustus()
+    sequence, reference = yeast_slice()
+    fasta = write_text(tmp_path / "slice.fa", f">c1\n{sequence}\n")
+    write_gff3({"c1": reference}, {"c1": len(sequence)}, tmp_path / "ref.gff3")
+    argv = ["--reference", str(tmp_path / "ref.gff3"), "--fasta", str(fasta), "--baseline", "augustus", "orf"]
+    assert main([*argv, "--taxon", "unicellular", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["augustus"]["gene"]["f1"] > 0.7
+    floor = score({"c1": reference}, orf_floor_genes([("c1", sequence)], "unicellular"))
+    assert (
+        out["orf"]
+        == floor.as_dict()
+        != score({"c1": reference}, orf_floor_genes([("c1", sequence)])).as_dict()
+    )
+    # A named parameter set overrides the taxon's default (none for prokaryotes).
+    assert main([*argv[:-1], "--augustus_species", "schizosaccharomyces_pombe"]) == 0
+    assert "augustus" in capsys.readouterr().out.splitlines()[0]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -200,6 +224,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, argv, mes
     assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "".join(err)
 
 
+def test_cli_augustus_failure_is_one_line_and_exit_2(files, capsys):
+    needs_augustus()
+    fasta, ref, _ = files
+    argv = [
+        "--reference",
+        str(ref),
+        "--fasta",
+        str(fasta),
+        "--baseline",
+        "augustus",
+        "--augustus_species",
+        "nope",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: augustus: --species=nope failed: ") and "Traceback" not in "".join(err)
+
+
 def test_cli_usage_errors(files, capsys):
     _, ref, pred = files
     for argv in (["--reference", str(ref)], ["--reference", str(ref), "--baseline", "prodigal"]):
@@ -207,6 +249,11 @@ def test_cli_usage_errors(files, capsys):
             main(argv)
         assert exit_info.value.code == 2
     assert "--baseline needs --fasta" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--reference", str(ref), "--fasta", str(ref), "--baseline", "augustus"])
+    assert (
+        "--baseline augustus needs --augustus_species (no default for prokaryotes)" in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         main(["--reference", str(ref), "--prediction", str(pred), "--region", "c1:20-10"])
 
