@@ -27,6 +27,7 @@ import torch
 from transformers import AutoTokenizer, GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
+from genome_io.cli import run
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
 
@@ -399,4 +400,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "init_model.py")

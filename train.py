@@ -29,6 +29,7 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
+from genome_io.cli import run
 from genome_io.errors import InputError
 from hub_code import save_hub_code
 
@@ -321,4 +322,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "train.py")

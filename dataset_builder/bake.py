@@ -28,7 +28,7 @@ from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
 from genome_io.errors import InputError
-from genome_io.fasta import fasta_lengths, read_fasta
+from genome_io.fasta import fasta_lengths, normalise_dna, read_fasta
 from genome_io.gff import read_gff
 from tokenization.codec import codec_vocabulary, gene_problems, genes_to_text, type_token
 from tokenization.features import Gene
@@ -178,7 +178,7 @@ def genome_examples(
             for window in plan_windows(
                 len(sequence), genes, options.limit, options.threshold, options.overlap
             ):
-                dna = sequence[window.start - 1 : window.end].upper()
+                dna = normalise_dna(sequence[window.start - 1 : window.end])
                 skip = _skip_reason(dna, options)
                 split = split_of(species, seqid, window, options) if skip is None else None
                 if skip is None and split is None:

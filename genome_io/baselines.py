@@ -17,7 +17,7 @@ from Bio.Seq import reverse_complement
 
 from tokenization.features import DIRECT, Gene, Transcript
 
-from .fasta import read_fasta
+from .fasta import normalise_dna, read_fasta
 
 Records = str | PathLike | Iterable[tuple[str, str]]
 
@@ -51,7 +51,7 @@ def prodigal_genes(
     `partial_end` name the left and right genomic edges whatever the strand). `translation_table`
     applies to training; metagenomic mode uses the tables of its pre-trained models.
     """
-    records = [(seqid, sequence.upper()) for seqid, sequence in _records(fasta)]
+    records = [(seqid, normalise_dna(sequence)) for seqid, sequence in _records(fasta)]
     if meta is None:
         meta = sum(len(sequence) for _, sequence in records) < MIN_TRAINING_BP
     finder = pyrodigal.GeneFinder(meta=meta)
@@ -82,7 +82,7 @@ def orf_floor_genes(fasta: Records, min_len: int = 600, translation_table: int =
     stops = unambiguous_dna_by_id[translation_table].stop_codons
     genes = {}
     for seqid, sequence in _records(fasta):
-        sequence = sequence.upper()
+        sequence = normalise_dna(sequence)
         length = len(sequence)
         found = [coding_gene(s + 1, e + 1, "+") for s, e in _strand_orfs(sequence, stops, min_len)]
         found += [

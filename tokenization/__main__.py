@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from genome_io.cli import run
+
 from .codec import codec_vocabulary
 from .tokenizer import TokenizerError, check_added_token
 
@@ -134,4 +136,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "python -m tokenization")

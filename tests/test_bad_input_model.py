@@ -1,0 +1,249 @@
+"""Bad input on the model side of GFF-MoE (issue 18, items 6-9 and 11-14): one class per kind of input.
+
+Every bad input ends in one line naming the file (and line) and exit status 2, or is read right.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import annotate
+from annotation.annotator import annotate_records
+from annotation.constraints import GeneticCode, WindowTables
+from annotation.windows import tile
+from dataset_builder.__main__ import build_parser as bake_parser
+from dataset_builder.bake import BakeOptions, genome_examples
+from genome_io.errors import InputError
+from pipeline_gffmoe import FASTA_TEXT, read_fasta_input
+from tests.fixtures.genomes import random_dna, write_text
+from tests.fixtures.training import REPO, cli_env, make_model, make_tokenizer
+from tokenization.tokenizer import encode_source, load_tokenizer
+
+ORF = "ATG" + "GCT" * 60 + "TAA"  # a 186-bp open reading frame
+
+
+def as_rna(dna: str) -> str:
+    return dna.replace("T", "U").replace("t", "u")
+
+
+def one_error_line(capsys, code: int) -> str:
+    """The single stderr line of a command that failed with status 2."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random GFF-MoE and its tokenizer, written by init_model.py (do not write into it)."""
+    root = tmp_path_factory.mktemp("bad_input_model")
+    make_tokenizer(root / "tokenizer")
+    return make_model(root / "model", root / "tokenizer")
+
+
+@pytest.fixture
+def fasta(tmp_path) -> Path:
+    return write_text(tmp_path / "g.fa", f">c1\n{random_dna(700, seed=5)}\n")
+
+
+# ---------------------------------------------------------------- 6: RNA and DNA read alike
+
+
+class TestRnaReadsAsDna:
+    DNA = random_dna(300, seed=11) + ORF + random_dna(300, seed=12).lower()
+
+    def test_constraint_tables_read_u_as_t(self):
+        rna, dna = (WindowTables(s, GeneticCode(11)) for s in (as_rna(self.DNA), self.DNA))
+        assert np.array_equal(rna.bases, dna.bases)
+        assert len(dna.orfs(150)) and np.array_equal(rna.orfs(150), dna.orfs(150))
+
+    def test_annotator_windows_and_tokens_are_those_of_the_dna(self, model_dir):
+        rna_windows, dna_windows = (tile("c", s, 400, 100) for s in (as_rna(self.DNA), self.DNA))
+        assert rna_windows == dna_windows
+        tokenizer = load_tokenizer(model_dir)
+        assert encode_source(tokenizer, as_rna(self.DNA)) == encode_source(tokenizer, self.DNA)
+        model, tokenizer = annotate.load_model(str(model_dir))
+        options = dict(window_size=400, overlap=100, max_new_tokens=8, both_strands=False, progress=False)
+        rna = annotate_records(model, tokenizer, [("c", as_rna(self.DNA))], **options)
+        dna = annotate_records(model, tokenizer, [("c", self.DNA)], **options)
+        assert rna[:2] == dna[:2]
+
+    def test_bake_writes_the_same_windows(self, tmp_path):
+        gff = write_text(tmp_path / "g.gff3", "##gff-version 3\nc\tx\tCDS\t301\t486\t.\t+\t0\tID=a\n")
+        options = BakeOptions(taxon="prokaryotes", limit=500, val_fraction=0.0, test_fraction=0.0)
+        baked = []
+        for name, sequence in (("rna", as_rna(self.DNA)), ("dna", self.DNA)):
+            fasta = write_text(tmp_path / f"{name}.fa", f">c\n{sequence}\n")
+            examples, _ = genome_examples("s", fasta, gff, options)
+            baked.append([(e["start"], e["sequence"], e["target"]) for _, e in examples])
+        assert baked[0] == baked[1] and "U" not in "".join(s for _, s, _ in baked[0])
+
+
+# ---------------------------------------------------------------- 11: option values
+
+
+class TestOptionValuesAreCheckedFirst:
+    @pytest.mark.parametrize(
+        "option",
+        [
+            ["--num_beams", "0"],
+            ["--num_beams", "-1"],
+            ["--batch_size", "0"],
+            ["--genetic_code", "99"],
+            ["--window_size", "-600"],
+            ["--window_size", "0"],
+            ["--window_size", "600", "--overlap", "600"],
+            ["--overlap", "-1"],
+            ["--max_new_tokens", "-5"],
+            ["--max_new_tokens", "0"],
+            ["--min_coding_length", "-1"],
+            ["--device", "gpu"],
+            ["--device", "cuda:99"],
+        ],
+    )
+    def test_annotate_refuses_a_bad_value_before_loading_the_model(self, option, fasta, tmp_path, capsys):
+        argv = ["--model", str(tmp_path / "no_model"), "--fasta", str(fasta), "--out", str(tmp_path / "o")]
+        with pytest.raises(SystemExit) as exit_:
+            annotate.main([*argv, *option])
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert exit_.value.code == 2 and f"error: argument {option[-2]}:" in last, last
+
+    @pytest.mark.parametrize("option", [["--limit", "0"], ["--hint_ratio", "1.5"], ["--hint_ratio", "-0.1"]])
+    def test_bake_refuses_a_bad_value(self, option, capsys):
+        with pytest.raises(SystemExit) as exit_:
+            bake_parser().parse_args(
+                ["bake", "g.fa", "g.gff3", "--taxon", "prokaryotes", "--species", "s", *option]
+            )
+        assert exit_.value.code == 2
+        assert f"error: argument {option[0]}:" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 12: damaged model-side inputs
+
+
+def damaged_copy(checkpoint: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "model"
+    shutil.copytree(checkpoint, copy)
+    return copy
+
+
+class TestDamagedModelInputs:
+    def run(self, capsys, model, fasta, tmp_path) -> str:
+        out = tmp_path / "out.gff3"
+        code = annotate.main(["--model", str(model), "--fasta", str(fasta), "--out", str(out), "--quiet"])
+        assert not out.exists()
+        return one_error_line(capsys, code)
+
+    def test_missing_or_truncated_weights(self, model_dir, fasta, tmp_path, capsys):
+        model = damaged_copy(model_dir, tmp_path)
+        weights = model / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+        assert self.run(capsys, model, fasta, tmp_path).startswith(f"error: {model}: cannot load the model")
+        weights.unlink()
+        assert "model.safetensors" in self.run(capsys, model, fasta, tmp_path)
+
+    def test_pickled_code_is_refused_in_one_line(self, model_dir, fasta, tmp_path, capsys):
+        import torch
+        from safetensors.torch import load_file
+
+        model = damaged_copy(model_dir, tmp_path)
+        state = load_file(model / "model.safetensors")
+        (model / "model.safetensors").unlink()
+        torch.save({**state, "code": Exploit()}, model / "pytorch_model.bin")
+        line = self.run(capsys, model, fasta, tmp_path)
+        assert line.startswith(f"error: {model}: cannot load the model: Weights only load failed")
+
+    def test_missing_tokenizer_is_named(self, model_dir, fasta, tmp_path, capsys):
+        model = damaged_copy(model_dir, tmp_path)
+        (model / "tokenizer.json").unlink()
+        line = self.run(capsys, model, fasta, tmp_path)
+        assert line == f"error: {model / 'tokenizer.json'}: no such file: the model's tokenizer is missing"
+
+    @pytest.mark.parametrize("name", ["no/such/model/dir", "./missing_model"])
+    def test_a_missing_directory_is_not_called_a_bad_repo_id(self, name, fasta, tmp_path, capsys):
+        line = self.run(capsys, name, fasta, tmp_path)
+        assert line == f"error: {name}: no such model directory (and not a hub id: name or owner/name)"
+
+    def test_a_directory_as_fasta(self, tmp_path, capsys):
+        line = self.run(capsys, "unused", tmp_path, tmp_path)
+        assert line == f"error: {tmp_path}: is a directory, not a file"
+
+    def test_a_byte_order_mark_before_the_first_header_is_read(self, tmp_path):
+        from genome_io.fasta import read_fasta
+
+        fasta = tmp_path / "bom.fa"
+        fasta.write_bytes(b"\xef\xbb\xbf>c1\nACGT\n")
+        assert list(read_fasta(fasta)) == [("c1", "ACGT")]
+
+
+class Exploit:
+    """Pickles as a call: what torch's weights-only unpickler refuses."""
+
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+# ---------------------------------------------------------------- 13: what the pipeline is given
+
+
+class TestPipelineInputByContent:
+    def test_a_bare_dna_string_is_one_record(self):
+        dna = random_dna(500, seed=3)
+        assert read_fasta_input(dna) == [("sequence", dna)]
+        assert read_fasta_input(as_rna(dna).lower()) == [("sequence", as_rna(dna).lower())]
+
+    def test_text_that_is_neither_says_what_was_expected(self, tmp_path):
+        with pytest.raises(InputError, match="^hello world: no such file, and not FASTA text"):
+            read_fasta_input("hello world")
+        with pytest.raises(InputError, match=f"^{FASTA_TEXT}: no such file, and not FASTA text"):
+            read_fasta_input("Z" * 600)  # too long to be a file name
+        assert read_fasta_input(str(write_text(tmp_path / "ACGTx", ">a\nAC\n"))) == [("a", "AC")]
+
+
+# ---------------------------------------------------------------- 14: quiet and Ctrl-C
+
+
+class TestQuietAndInterrupt:
+    def test_quiet_hides_the_weight_loading_bar(self, model_dir, fasta, tmp_path, capsys):
+        argv = ["--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "o.gff3")]
+        assert annotate.main([*argv, "--quiet", "--max_new_tokens", "4", "--window_size", "700"]) == 0
+        assert capsys.readouterr().err == ""
+
+    def test_ctrl_c_is_one_line_and_status_130_in_every_command(self):
+        """Each CLI's `__main__` block, interrupted where it parses its arguments."""
+        script = textwrap.dedent(
+            """
+            import argparse, runpy, sys
+            def interrupted(*args, **kwargs):
+                raise KeyboardInterrupt
+            argparse.ArgumentParser.parse_known_args = interrupted
+            for kind, name in [("path", "annotate.py"), ("module", "dataset_builder"), ("module", "scoring"),
+                               ("module", "tokenization"), ("path", "init_model.py"), ("path", "train.py"),
+                               ("path", "hub_code.py"), ("path", "demo.py")]:
+                sys.argv = [name]
+                try:
+                    (runpy.run_path if kind == "path" else runpy.run_module)(name, run_name="__main__")
+                except SystemExit as exit_:
+                    print(name, exit_.code, flush=True)
+                print("---", file=sys.stderr, flush=True)
+            """
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        codes = dict(line.split() for line in result.stdout.splitlines())
+        assert codes == dict.fromkeys(codes, "130") and len(codes) == 8, result.stderr[-2000:]
+        messages = [m.strip() for m in result.stderr.split("---")[:-1]]
+        assert all(len(m.splitlines()) == 1 and m.endswith("interrupted") for m in messages), messages
