@@ -21,6 +21,7 @@ from annotation.windows import tile
 from dataset_builder.__main__ import build_parser as bake_parser
 from dataset_builder.bake import BakeOptions, genome_examples
 from genome_io.errors import InputError
+from genome_io.gff import read_gff
 from pipeline_gffmoe import FASTA_TEXT, read_fasta_input
 from tests.fixtures.genomes import random_dna, write_text
 from tests.fixtures.training import REPO, cli_env, make_model, make_tokenizer
@@ -84,6 +85,151 @@ class TestRnaReadsAsDna:
             examples, _ = genome_examples("s", fasta, gff, options)
             baked.append([(e["start"], e["sequence"], e["target"]) for _, e in examples])
         assert baked[0] == baked[1] and "U" not in "".join(s for _, s, _ in baked[0])
+
+
+# ---------------------------------------------------------------- 7: bake accounts for damaged labels
+
+TWO_GENES = ["c\tx\tgene\t101\t400\t.\t+\t.\tID=a", "c\tx\tCDS\t101\t400\t.\t+\t0\tParent=a"]
+TWO_GENES += ["c\tx\tgene\t5101\t5400\t.\t-\t.\tID=b", "c\tx\tCDS\t5101\t5400\t.\t-\t0\tParent=b"]
+
+
+def write_gff(path: Path, *lines: str) -> Path:
+    return write_text(path, "\n".join(["##gff-version 3", *lines, ""]))
+
+
+def bake(tmp_path, gff: Path, length: int = 6000, **options):
+    """(examples by split, report) of one genome of `length` random bases, 1 kb windows."""
+    fasta = write_text(tmp_path / "g.fa", f">c\n{random_dna(length, seed=21)}\n")
+    options = BakeOptions(taxon="prokaryotes", limit=1000, val_fraction=0.0, test_fraction=0.0, **options)
+    examples, report = genome_examples("s", fasta, gff, options)
+    return [e for _, e in examples], report
+
+
+class TestBakeAccountsForDamagedLabels:
+    def test_a_cds_without_its_parent_is_counted_and_its_window_left_out(self, tmp_path):
+        orphan = "c\tx\tCDS\t2101\t2400\t.\t+\t0\tParent=missing"
+        examples, report = bake(tmp_path, write_gff(tmp_path / "g.gff3", *TWO_GENES, orphan))
+        assert report.features_skipped == {"missing Parent": 1}
+        assert "1 feature lines skipped: missing Parent" in report.summary()
+        assert examples and not any(e["start"] <= 2400 and e["end"] >= 2101 for e in examples)
+        assert report.windows_skipped == {"holds a dropped gene (its bases would read as no gene)": 1}
+
+    def test_windows_where_a_dropped_gene_lies_are_left_out(self, tmp_path):
+        other_strand = ["c\tx\tgene\t3101\t3400\t.\t+\t.\tID=d", "c\tx\tCDS\t3101\t3400\t.\t-\t0\tParent=d"]
+        examples, report = bake(tmp_path, write_gff(tmp_path / "g.gff3", *TWO_GENES, *other_strand))
+        assert report.dropped == {"child on another strand/seqid": 1} and report.kept == 2
+        assert not any(e["start"] <= 3400 and e["end"] >= 3101 for e in examples)
+        assert {e["n_genes"] for e in examples} == {0, 1}  # the kept genes' windows are baked
+
+    def test_nothing_usable_fails_in_one_line_and_bakes_nothing(self, tmp_path, capsys):
+        from dataset_builder.__main__ import main as bake_cli
+
+        fasta = write_text(tmp_path / "g.fa", f">c\n{random_dna(3000, seed=2)}\n")
+        gff = write_gff(
+            tmp_path / "g.gff3",
+            "c\tx\tgene\t101\t400\t.\t+\t.\tID=a",
+            "c\tx\tCDS\t99\t400\t.\t-\t0\tParent=a",
+        )
+        argv = ["bake", str(fasta), str(gff), "--taxon", "prokaryotes", "--species", "s", "--no_progress"]
+        line = one_error_line(capsys, bake_cli([*argv, "--dataset_dir", str(tmp_path / "ds")]))
+        assert line.startswith(f"error: {gff}: no usable gene: 1 in the annotation, none kept")
+        assert not (tmp_path / "ds" / "data" / "prokaryotes" / "s").exists()
+
+
+# ---------------------------------------------------------------- 8: malformed GFF lines
+
+
+class TestMalformedGffLines:
+    LENGTHS = {"c1": 1000}
+
+    def test_a_parent_cycle_drops_its_gene_at_the_line_that_closes_it(self, tmp_path):
+        from annotation.annotator import read_hints
+        from scoring.__main__ import main as scoring_cli
+
+        path = write_gff(
+            tmp_path / "cycle.gff3",
+            "c1\tx\tgene\t10\t100\t.\t+\t.\tID=A;Parent=B",
+            "c1\tx\tmRNA\t10\t100\t.\t+\t.\tID=B;Parent=A",
+            "c1\tx\tCDS\t10\t100\t.\t+\t0\tParent=B",
+            "c1\tx\tgene\t200\t400\t.\t+\t.\tID=G",
+            "c1\tx\tCDS\t200\t400\t.\t+\t0\tParent=G",
+        )
+        result = read_hints(path, self.LENGTHS)  # annotate --hints; bake and scoring read the same way
+        assert [g.name for g in result.genes_by_seqid["c1"]] == ["G"]
+        assert result.report.dropped == {"Parent cycle": 1}
+        assert result.report.examples["Parent cycle"] == [
+            f"{path}:3: mRNA names Parent 'A', which descends from it"
+        ]
+        assert scoring_cli(["--reference", str(path), "--prediction", str(path)]) == 0
+
+    def test_a_duplicate_id_drops_both_genes_and_names_both_lines(self, tmp_path):
+        path = write_gff(
+            tmp_path / "dup.gff3",
+            "c1\tx\tgene\t10\t99\t.\t+\t.\tID=g1",
+            "c1\tx\tCDS\t10\t99\t.\t+\t0\tParent=g1",
+            "c1\tx\tgene\t200\t400\t.\t-\t.\tID=g1",
+            "c1\tx\tCDS\t200\t400\t.\t-\t0\tParent=g1",
+            "c1\tx\tgene\t500\t700\t.\t-\t.\tID=g3",
+            "c1\tx\tCDS\t500\t700\t.\t-\t0\tParent=g3",
+        )
+        result = read_gff(path, self.LENGTHS)
+        assert [g.name for g in result.genes_by_seqid["c1"]] == ["g3"]
+        assert result.report.dropped == {"duplicate ID": 2}
+        assert result.report.examples["duplicate ID"] == [f"{path}:4: gene ID 'g1' is already used at line 2"]
+
+    @pytest.mark.parametrize("start", ["397²", "３９７"])
+    def test_a_coordinate_that_is_not_an_integer_is_not_gff(self, start, tmp_path):
+        path = write_gff(tmp_path / "g.gff3", f"c1\tx\tgene\t{start}\t400\t.\t+\t.\tID=a")
+        with pytest.raises(
+            InputError, match=f"^{path}:2: not GFF: start/end must be integers, got '{start}'"
+        ):
+            read_gff(path, self.LENGTHS)
+
+    @pytest.mark.parametrize(("start", "lengths"), [("-5", LENGTHS), ("-5", None), ("0", None)])
+    def test_a_coordinate_below_1_drops_its_gene(self, start, lengths, tmp_path):
+        gene = f"c1\tx\tgene\t{start}\t400\t.\t+\t.\tID=a"
+        path = write_gff(tmp_path / "g.gff3", gene, "c1\tx\tgene\t500\t700\t.\t+\t.\tID=b")
+        result = read_gff(path, lengths)
+        assert [g.name for g in result.genes_by_seqid["c1"]] == ["b"]
+        assert result.report.examples == {
+            "coordinates beyond the sequence": [f"{path}:2: gene a: coordinates beyond the sequence"]
+        }
+
+
+# ---------------------------------------------------------------- 9: circular genomes
+
+
+class TestGenesAcrossTheOrigin:
+    def circular_gff(self, tmp_path) -> Path:
+        return write_gff(
+            tmp_path / "circular.gff3",
+            "c\tx\tregion\t1\t6000\t.\t+\t.\tID=c:1..6000;Is_circular=true",
+            "c\tx\tgene\t1\t6000\t.\t+\t.\tID=o",  # NCBI: two CDS pieces, at the end and the start
+            "c\tx\tCDS\t5801\t6000\t.\t+\t0\tID=cds-o;Parent=o",
+            "c\tx\tCDS\t1\t100\t.\t+\t1\tID=cds-o;Parent=o",
+            "c\tx\tgene\t5901\t6150\t.\t-\t.\tID=spec",  # the GFF3 spec: end past the length
+            "c\tx\tCDS\t5901\t6150\t.\t-\t0\tParent=spec",
+            *(
+                line.replace("\t101\t400\t", "\t2101\t2400\t").replace("5101\t5400", "3101\t3400")
+                for line in TWO_GENES
+            ),
+        )
+
+    def test_a_gene_across_the_origin_is_dropped_with_its_reason(self, tmp_path):
+        path = self.circular_gff(tmp_path)
+        result = read_gff(path, {"c": 6000})
+        assert [g.name for g in result.genes_by_seqid["c"]] == ["a", "b"]
+        assert result.report.dropped == {"crosses the origin of a circular sequence": 2}
+        assert (
+            result.report.examples["crosses the origin of a circular sequence"][0]
+            == f"{path}:3: gene o: pieces at both ends"
+        )
+
+    def test_bake_writes_no_contig_long_gene_and_leaves_the_origin_out(self, tmp_path):
+        examples, report = bake(tmp_path, self.circular_gff(tmp_path))
+        assert report.kept == 2 and report.dropped == {"crosses the origin of a circular sequence": 2}
+        assert examples and all(e["end"] - e["start"] < 1000 for e in examples)
+        assert not any(e["start"] <= 150 or e["end"] >= 5801 for e in examples)  # the pieces' windows
 
 
 # ---------------------------------------------------------------- 11: option values
