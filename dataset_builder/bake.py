@@ -313,6 +313,8 @@ def bake_genome(
 ) -> GenomeReport:
     """Bake one genome into `dataset_dir`, replacing that species' previous shards; rewrite the card."""
     dataset_dir = Path(dataset_dir)
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise BakeError(dataset_dir, None, "not a directory: the dataset directory names a file")
     taxon_dir = dataset_dir / "data" / options.taxon
     taxon_dir.mkdir(parents=True, exist_ok=True)
     examples, report = genome_examples(species, Path(fasta), gff and Path(gff), options, progress)

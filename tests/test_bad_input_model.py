@@ -5,6 +5,7 @@ Every bad input ends in one line naming the file (and line) and exit status 2, o
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import sys
@@ -327,6 +328,45 @@ class TestDamagedModelInputs:
         fasta = tmp_path / "bom.fa"
         fasta.write_bytes(b"\xef\xbb\xbf>c1\nACGT\n")
         assert list(read_fasta(fasta)) == [("c1", "ACGT")]
+
+    def test_append_tk_on_a_missing_tokenizer(self, tmp_path, capsys):
+        from tokenization.__main__ import main as tokenization_cli
+
+        tokens = write_text(tmp_path / "tokens.txt", "<new_type>\n")
+        for target in (tmp_path / "missing.json", tmp_path):  # a file, a directory without tokenizer.json
+            named = target if target.suffix else target / "tokenizer.json"
+            line = one_error_line(capsys, tokenization_cli(["append_tk", str(tokens), str(target)]))
+            assert line == f"error: {named}: no such file: append_tk needs a tokenizer to append to"
+
+    def test_bake_dataset_dir_naming_a_file(self, tmp_path, capsys):
+        from dataset_builder.__main__ import main as bake_cli
+
+        fasta = write_text(tmp_path / "g.fa", f">c\n{random_dna(3000, seed=2)}\n")
+        gff = write_gff(tmp_path / "g.gff3", *TWO_GENES[:2])
+        not_a_dir = write_text(tmp_path / "file", "")
+        argv = ["bake", str(fasta), str(gff), "--taxon", "prokaryotes", "--species", "s", "--no_progress"]
+        line = one_error_line(capsys, bake_cli([*argv, "--dataset_dir", str(not_a_dir)]))
+        assert line == f"error: {not_a_dir}: not a directory: the dataset directory names a file"
+
+    def test_training_on_a_dataset_without_training_windows(self, tmp_path):
+        from training.data import load_windows
+        from training.synthetic import orf_window, write_windows
+
+        rows = [orf_window(random.Random(0), "v", 600, (90, 300))]
+        dataset = write_windows(tmp_path / "ds", "prokaryotes", {"train": [], "validation": rows})
+        with pytest.raises(InputError, match=f"^{dataset}: config 'prokaryotes' has no training windows"):
+            load_windows(dataset, ["prokaryotes"])
+
+    def test_init_model_sizes_that_do_not_fit(self, tmp_path, capsys):
+        import init_model
+
+        argv = ["--save_dir", str(tmp_path / "m"), "--hidden_size", "30", "--num_attention_heads", "4"]
+        line = one_error_line(capsys, init_model.main(argv))
+        assert line == "init_model: model size: hidden_size 30 is not a multiple of num_attention_heads 4"
+        with pytest.raises(SystemExit):
+            init_model.main(["--save_dir", str(tmp_path / "m"), "--decoder_layers", "0"])
+        assert "error: argument --decoder_layers: expected an integer >= 1, got 0" in capsys.readouterr().err
+        assert not (tmp_path / "m").exists()
 
 
 class Exploit:

@@ -58,8 +58,13 @@ def build_tk(args) -> None:
 
 
 def append_tk(args) -> None:
+    from genome_io.errors import InputError
+
     tokens = read_token_file(args.tokens_file)
     target = Path(args.tokenizer)
+    tokenizer_file = target / "tokenizer.json" if target.is_dir() else target
+    if not tokenizer_file.is_file():
+        raise InputError(tokenizer_file, None, "no such file: append_tk needs a tokenizer to append to")
     if target.is_dir():
         from transformers import AutoTokenizer
 
