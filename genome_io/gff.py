@@ -13,8 +13,8 @@ assembled gene -> transcript -> segments:
 - a transcript (or a bare CDS) without a gene line is wrapped in a gene of type "gene" and counted.
 
 Structural problems (not GFF, empty, truncated gzip, bad columns, a coordinate that is not a decimal
-integer) raise InputError. Problems of one feature (seqid not in the FASTA, coordinates outside the
-sequence (0 and negative ones too), start > end, unknown strand, missing Parent, an ID that another gene or
+integer) raise InputError. Problems of one feature (seqid not in the FASTA, a coordinate below 1 or
+beyond the sequence, start > end, unknown strand, missing Parent, an ID that another gene or
 transcript line already has, a Parent cycle, a gene crossing the origin of a circular sequence) drop the
 gene it belongs to, with a reason and file:line in the report: never silently.
 """
@@ -271,8 +271,8 @@ def _check(r: _Record, seq_lengths: dict[str, int] | None, circular: dict[str, i
         return "start > end"
     if r.strand not in ("+", "-") and (is_gene_type(r.type) or r.type in SEGMENT_TYPES or r.parents):
         return "unknown strand"
-    if r.start < 1:
-        return "coordinates beyond the sequence"
+    if r.start < 1:  # 0 and negative starts, whether or not the sequence lengths are known
+        return "coordinate below 1"
     if r.seqid in circular and r.end > circular[r.seqid]:  # the GFF3 spec's way across the origin
         return CROSSES_ORIGIN
     if seq_lengths is not None:

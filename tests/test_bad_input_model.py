@@ -192,9 +192,7 @@ class TestMalformedGffLines:
         path = write_gff(tmp_path / "g.gff3", gene, "c1\tx\tgene\t500\t700\t.\t+\t.\tID=b")
         result = read_gff(path, lengths)
         assert [g.name for g in result.genes_by_seqid["c1"]] == ["b"]
-        assert result.report.examples == {
-            "coordinates beyond the sequence": [f"{path}:2: gene a: coordinates beyond the sequence"]
-        }
+        assert result.report.examples == {"coordinate below 1": [f"{path}:2: gene a: coordinate below 1"]}
 
 
 # ---------------------------------------------------------------- 9: circular genomes
