@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import re
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from safetensors import SafetensorError
 from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
 from genome_io.cli import device, non_negative_int, positive_int, run
-from genome_io.errors import InputError
+from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
 
@@ -78,14 +77,8 @@ def load_model(name_or_path: str, device: str = "cpu"):
         model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=True).to(device)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=True)
     except LOAD_ERRORS as err:
-        raise InputError(name_or_path, None, f"cannot load the model: {_first_line(err)}") from None
+        raise InputError(name_or_path, None, f"cannot load the model: {first_line(err)}") from None
     return model, tokenizer
-
-
-def _first_line(err: Exception) -> str:
-    """The first line of an error's text, without terminal colour codes (torch's unpickler uses them)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
-    return (text.splitlines() or [type(err).__name__])[0]
 
 
 def check_writable(path: Path) -> None:

@@ -30,7 +30,7 @@ from transformers import (
 )
 
 from genome_io.cli import run
-from genome_io.errors import InputError
+from genome_io.errors import InputError, first_line
 from hub_code import save_hub_code
 
 logger = logging.getLogger("train")
@@ -161,11 +161,11 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
     try:
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=True)
     except (OSError, ValueError) as err:
-        raise InputError(model_path, None, f"cannot load a model config: {_first_line(err)}") from None
+        raise InputError(model_path, None, f"cannot load a model config: {first_line(err)}") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=True)
     except (OSError, ValueError) as err:
-        raise InputError(tokenizer_path, None, f"cannot load a tokenizer: {_first_line(err)}") from None
+        raise InputError(tokenizer_path, None, f"cannot load a tokenizer: {first_line(err)}") from None
     if config.vocab_size != len(tokenizer):
         raise InputError(
             tokenizer_path,
@@ -174,10 +174,6 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
             "(resize with `python -m tokenization resize_model MODEL_DIR TOKENIZER_DIR`)",
         )
     return config, tokenizer
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def train(

@@ -1,8 +1,9 @@
 """What every GFF-MoE command line shares: option-value types for argparse and the end of `main()`.
 
 A bad option value is refused by argparse itself (`PROG: error: argument --x: ...`, exit 2) before any
-heavy work; Ctrl-C ends a command with one line and the shell's status for SIGINT (130). Outputs are
-written atomically (temporary file or folder, renamed into place), so an interrupt leaves none half-done.
+heavy work; Ctrl-C ends a command with one line and the shell's status for SIGINT (130). annotate.py's
+GFF3 and bake's shards are written to a temporary file or folder renamed into place, so an interrupt
+leaves neither half-written.
 """
 
 from __future__ import annotations
