@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from transformers import AutoTokenizer, GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
 from genome_io.cli import positive_int, run
+from genome_io.errors import first_line
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
 
@@ -74,14 +76,22 @@ def load_dnabert(path_or_id: str) -> DnabertCheckpoint:
     weights = next((path / name for name in DNABERT_WEIGHT_FILES if (path / name).is_file()), None)
     if weights is None:
         raise InitModelError(f"{path}: neither {' nor '.join(DNABERT_WEIGHT_FILES)} found")
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state_dict = load_file(weights)
-    else:
-        state_dict = torch.load(weights, map_location="cpu", weights_only=True)
-    state_dict = {key.removeprefix("bert."): tensor for key, tensor in state_dict.items()}
+    state_dict = {key.removeprefix("bert."): tensor for key, tensor in read_weights(weights).items()}
     return DnabertCheckpoint(path, config, state_dict)
+
+
+def read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a weights-only pickle; InitModelError naming the file when it is
+    truncated, damaged or pickles code (torch's weights-only unpickler refuses it)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        if weights.suffix == ".safetensors":
+            return load_file(weights)
+        return torch.load(weights, map_location="cpu", weights_only=True)
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise InitModelError(f"{weights}: cannot read the weights ({first_line(error)})") from None
 
 
 @dataclass

@@ -14,19 +14,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import annotate
-from annotation.annotator import annotate_records
+import init_model
+from annotation.annotator import annotate_records, read_hints
 from annotation.constraints import GeneticCode, WindowTables
 from annotation.windows import tile
 from dataset_builder.__main__ import build_parser as bake_parser
+from dataset_builder.__main__ import main as bake_cli
 from dataset_builder.bake import BakeOptions, genome_examples
 from genome_io.errors import InputError
+from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from pipeline_gffmoe import FASTA_TEXT, read_fasta_input
+from scoring.__main__ import main as scoring_cli
 from tests.fixtures.genomes import random_dna, write_text
 from tests.fixtures.training import REPO, cli_env, make_model, make_tokenizer
+from tokenization.__main__ import main as tokenization_cli
 from tokenization.tokenizer import encode_source, load_tokenizer
+from training.data import load_windows
+from training.synthetic import orf_window, write_windows
 
 ORF = "ATG" + "GCT" * 60 + "TAA"  # a 186-bp open reading frame
 
@@ -123,8 +132,6 @@ class TestBakeAccountsForDamagedLabels:
         assert {e["n_genes"] for e in examples} == {0, 1}  # the kept genes' windows are baked
 
     def test_nothing_usable_fails_in_one_line_and_bakes_nothing(self, tmp_path, capsys):
-        from dataset_builder.__main__ import main as bake_cli
-
         fasta = write_text(tmp_path / "g.fa", f">c\n{random_dna(3000, seed=2)}\n")
         gff = write_gff(
             tmp_path / "g.gff3",
@@ -144,9 +151,6 @@ class TestMalformedGffLines:
     LENGTHS = {"c1": 1000}
 
     def test_a_parent_cycle_drops_its_gene_at_the_line_that_closes_it(self, tmp_path):
-        from annotation.annotator import read_hints
-        from scoring.__main__ import main as scoring_cli
-
         path = write_gff(
             tmp_path / "cycle.gff3",
             "c1\tx\tgene\t10\t100\t.\t+\t.\tID=A;Parent=B",
@@ -295,15 +299,28 @@ class TestDamagedModelInputs:
         assert "model.safetensors" in self.run(capsys, model, fasta, tmp_path)
 
     def test_pickled_code_is_refused_in_one_line(self, model_dir, fasta, tmp_path, capsys):
-        import torch
-        from safetensors.torch import load_file
-
         model = damaged_copy(model_dir, tmp_path)
         state = load_file(model / "model.safetensors")
         (model / "model.safetensors").unlink()
         torch.save({**state, "code": Exploit()}, model / "pytorch_model.bin")
         line = self.run(capsys, model, fasta, tmp_path)
         assert line.startswith(f"error: {model}: cannot load the model: Weights only load failed")
+
+    def test_init_model_refuses_damaged_or_pickled_dnabert_weights(self, tiny_dnabert_dir, tmp_path, capsys):
+        dnabert = damaged_copy(tiny_dnabert_dir, tmp_path)
+        weights = dnabert / "model.safetensors"
+        argv = ["--save_dir", str(tmp_path / "out"), "--dnabert_path", str(dnabert)]
+        state = load_file(tiny_dnabert_dir / "model.safetensors")  # (the copy is truncated: no mmap of it)
+        weights.write_bytes(weights.read_bytes()[:1000])
+        line = one_error_line(capsys, init_model.main(argv))
+        assert line.startswith(f"init_model: {weights}: cannot read the weights (")
+        weights.unlink()
+        torch.save({**state, "code": Exploit()}, dnabert / "pytorch_model.bin")
+        line = one_error_line(capsys, init_model.main(argv))
+        assert line.startswith(
+            f"init_model: {dnabert / 'pytorch_model.bin'}: cannot read the weights (Weights only"
+        )
+        assert not (tmp_path / "out").exists()
 
     def test_missing_tokenizer_is_named(self, model_dir, fasta, tmp_path, capsys):
         model = damaged_copy(model_dir, tmp_path)
@@ -321,15 +338,11 @@ class TestDamagedModelInputs:
         assert line == f"error: {tmp_path}: is a directory, not a file"
 
     def test_a_byte_order_mark_before_the_first_header_is_read(self, tmp_path):
-        from genome_io.fasta import read_fasta
-
         fasta = tmp_path / "bom.fa"
         fasta.write_bytes(b"\xef\xbb\xbf>c1\nACGT\n")
         assert list(read_fasta(fasta)) == [("c1", "ACGT")]
 
     def test_append_tk_on_a_missing_tokenizer(self, tmp_path, capsys):
-        from tokenization.__main__ import main as tokenization_cli
-
         tokens = write_text(tmp_path / "tokens.txt", "<new_type>\n")
         for target in (tmp_path / "missing.json", tmp_path):  # a file, a directory without tokenizer.json
             named = target if target.suffix else target / "tokenizer.json"
@@ -337,8 +350,6 @@ class TestDamagedModelInputs:
             assert line == f"error: {named}: no such file: append_tk needs a tokenizer to append to"
 
     def test_bake_dataset_dir_naming_a_file(self, tmp_path, capsys):
-        from dataset_builder.__main__ import main as bake_cli
-
         fasta = write_text(tmp_path / "g.fa", f">c\n{random_dna(3000, seed=2)}\n")
         gff = write_gff(tmp_path / "g.gff3", *TWO_GENES[:2])
         not_a_dir = write_text(tmp_path / "file", "")
@@ -347,17 +358,12 @@ class TestDamagedModelInputs:
         assert line == f"error: {not_a_dir}: not a directory: the dataset directory names a file"
 
     def test_training_on_a_dataset_without_training_windows(self, tmp_path):
-        from training.data import load_windows
-        from training.synthetic import orf_window, write_windows
-
         rows = [orf_window(random.Random(0), "v", 600, (90, 300))]
         dataset = write_windows(tmp_path / "ds", "prokaryotes", {"train": [], "validation": rows})
         with pytest.raises(InputError, match=f"^{dataset}: config 'prokaryotes' has no training windows"):
             load_windows(dataset, ["prokaryotes"])
 
     def test_init_model_sizes_that_do_not_fit(self, tmp_path, capsys):
-        import init_model
-
         argv = ["--save_dir", str(tmp_path / "m"), "--hidden_size", "30", "--num_attention_heads", "4"]
         line = one_error_line(capsys, init_model.main(argv))
         assert line == "init_model: model size: hidden_size 30 is not a multiple of num_attention_heads 4"
