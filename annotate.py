@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 
 from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
-from genome_io.cli import device, non_negative_int, positive_int, run
+from genome_io.cli import check_model_source, device, non_negative_int, positive_int, run
 from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
@@ -40,7 +40,6 @@ LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, pickle.Unpick
 
 def load_model(name_or_path: str, device: str = "cpu"):
     """Model and tokenizer from a GFF-MoE directory or hub id; InputError when it is not one."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
     path = Path(name_or_path)
@@ -59,12 +58,7 @@ def load_model(name_or_path: str, device: str = "cpu"):
         if not (path / "tokenizer.json").is_file():  # else transformers tries to convert a slow tokenizer
             raise InputError(path / "tokenizer.json", None, "no such file: the model's tokenizer is missing")
     else:
-        try:
-            validate_repo_id(name_or_path)
-        except HFValidationError:
-            raise InputError(
-                name_or_path, None, "no such model directory (and not a hub id: name or owner/name)"
-            ) from None
+        check_model_source(name_or_path)
     try:
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=True)
     except (OSError, ValueError) as err:

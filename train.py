@@ -29,7 +29,7 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
-from genome_io.cli import run
+from genome_io.cli import check_model_source, run
 from genome_io.errors import InputError, first_line
 from hub_code import save_hub_code
 
@@ -158,6 +158,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
         )
     model_path = model_args.model_name_or_path
     tokenizer_path = model_args.tokenizer_name_or_path or model_path
+    check_model_source(model_path)
+    check_model_source(tokenizer_path)
     try:
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=True)
     except (OSError, ValueError) as err:

@@ -9,6 +9,7 @@ leaves neither half-written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -50,6 +51,23 @@ def device(text: str) -> str:
     if count == 0 or (parsed.index is not None and parsed.index >= count):
         raise argparse.ArgumentTypeError(f"{text!r}: this machine has no such device ({count} {parsed.type})")
     return text
+
+
+def check_model_source(name: str) -> None:
+    """InputError unless `name` is a local directory or could be a hub id (`name` or `owner/name`): a
+    missing directory is reported as one, not as huggingface_hub's "Repo id must be in the form..."."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from .errors import InputError
+
+    if os.path.isdir(name):
+        return
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise InputError(
+            name, None, "no such model directory (and not a hub id: name or owner/name)"
+        ) from None
 
 
 def run(main: Callable[[], int], prog: str) -> NoReturn:

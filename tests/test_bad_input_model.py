@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 import annotate
 import init_model
+import train
 from annotation.annotator import annotate_records, read_hints
 from annotation.constraints import GeneticCode, WindowTables
 from annotation.windows import tile
@@ -31,7 +32,7 @@ from genome_io.gff import read_gff
 from pipeline_gffmoe import FASTA_TEXT, read_fasta_input
 from scoring.__main__ import main as scoring_cli
 from tests.fixtures.genomes import random_dna, write_text
-from tests.fixtures.training import REPO, cli_env, make_model, make_tokenizer
+from tests.fixtures.training import REPO, cli_env, make_model, make_tokenizer, write_orf_dataset
 from tokenization.__main__ import main as tokenization_cli
 from tokenization.tokenizer import encode_source, load_tokenizer
 from training.data import load_windows
@@ -332,6 +333,16 @@ class TestDamagedModelInputs:
     def test_a_missing_directory_is_not_called_a_bad_repo_id(self, name, fasta, tmp_path, capsys):
         line = self.run(capsys, name, fasta, tmp_path)
         assert line == f"error: {name}: no such model directory (and not a hub id: name or owner/name)"
+
+    def test_train_on_a_missing_model_directory(self, tmp_path, capsys):
+        dataset = write_orf_dataset(tmp_path / "data", n_train=2, n_validation=0)
+        capsys.readouterr()  # (the dataset's own progress bars)
+        argv = ["--model_name_or_path", "./no/such/model", "--dataset_dir", str(dataset)]
+        line = one_error_line(capsys, train.main([*argv, "--output_dir", str(tmp_path / "out"), "--use_cpu"]))
+        assert (
+            line
+            == "train.py: ./no/such/model: no such model directory (and not a hub id: name or owner/name)"
+        )
 
     def test_a_directory_as_fasta(self, tmp_path, capsys):
         line = self.run(capsys, "unused", tmp_path, tmp_path)
