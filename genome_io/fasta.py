@@ -27,9 +27,8 @@ def read_fasta(path: str | PathLike) -> Iterator[tuple[str, str]]:
     """Yield (seqid, sequence) one record at a time; seqid is the first word of the header.
 
     The sequence keeps its case (soft-masking) and letters; readers of the DNA see `normalise_dna` of it.
-    Raises InputError for a missing, empty or truncated
-    file, text before the first '>' header, an empty header, a duplicate seqid or a character that
-    is not an IUPAC nucleotide code (with the line it is on).
+    Raises InputError for a missing, empty or truncated file, text before the first '>' header, an empty
+    header, a duplicate seqid or a character that is not an IUPAC nucleotide code (with its line).
     """
     header_lines: dict[str, int] = {}
 
