@@ -16,18 +16,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
 import torch
+from Bio.Data.CodonTable import unambiguous_dna_by_id
+from safetensors import SafetensorError
 
 from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
-from genome_io.errors import InputError
+from genome_io.cli import check_model_source, device, non_negative_int, positive_int, run
+from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
 
 # ---------------------------------------------------------------- command line
+
+# What a damaged or foreign checkpoint raises while it loads: transformers (OSError, ValueError), safetensors
+# (a truncated file), torch's weights-only unpickler (pickled code refused) and torch's own readers.
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError)
 
 
 def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool = False):
@@ -42,8 +50,9 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
     from hub_code import foreign_code
     from modeling_gffmoe import GffMoeForConditionalGeneration
 
-    config_path = Path(name_or_path) / "config.json"
-    if Path(name_or_path).is_dir():
+    path = Path(name_or_path)
+    config_path = path / "config.json"
+    if path.is_dir():
         if not config_path.is_file():
             raise InputError(config_path, None, "no config.json: not a GFF-MoE model directory")
         try:
@@ -54,19 +63,27 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
             raise InputError(
                 config_path, None, f"model_type {model_type!r} is not 'gffmoe': not a GFF-MoE model"
             )
+        if not (path / "tokenizer.json").is_file():  # else transformers tries to convert a slow tokenizer
+            raise InputError(path / "tokenizer.json", None, "no such file: the model's tokenizer is missing")
         foreign = foreign_code(name_or_path)
         if not foreign:
             print(
                 f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr
             )
-            model = GffMoeForConditionalGeneration.from_pretrained(name_or_path).to(device)
-            return model, AutoTokenizer.from_pretrained(name_or_path)
+            try:
+                model = GffMoeForConditionalGeneration.from_pretrained(name_or_path).to(device)
+                tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            except LOAD_ERRORS as err:
+                raise InputError(name_or_path, None, f"cannot load the model: {first_line(err)}") from None
+            return model, tokenizer
         if not trust_remote_code:
             raise InputError(
                 name_or_path,
                 None,
                 f"its code ({', '.join(foreign)}) is not this GFF-MoE's own: pass --trust_remote_code to run it",
             )
+    else:
+        check_model_source(name_or_path)
     if trust_remote_code:
         print(f"{name_or_path}: running the model's own code (--trust_remote_code)", file=sys.stderr)
     try:  # a hub id without --trust_remote_code: transformers refuses custom code, with its reason
@@ -77,8 +94,12 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
         ) from None
     if config.model_type != "gffmoe":
         raise InputError(name_or_path, None, f"model_type {config.model_type!r} is not 'gffmoe'")
-    model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    return model.to(device), AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except LOAD_ERRORS as err:
+        raise InputError(name_or_path, None, f"cannot load the model: {first_line(err)}") from None
+    return model.to(device), tokenizer
 
 
 def check_writable(path: Path, inputs: list[Path]) -> None:
@@ -107,8 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--taxon", default="prokaryotes", choices=list(TAXA), help="sets window size and genetic code"
     )
-    parser.add_argument("--batch_size", type=int, default=4, help="windows per generate call")
-    parser.add_argument("--num_beams", type=int, default=1, help="beam search width (1 = greedy)")
+    parser.add_argument("--batch_size", type=positive_int, default=4, help="windows per generate call")
+    parser.add_argument("--num_beams", type=positive_int, default=1, help="beam search width (1 = greedy)")
     parser.add_argument(
         "--hints",
         type=Path,
@@ -116,11 +137,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         "reads beside the DNA, as AUGUSTUS hints; its seqids must be in the FASTA",
     )
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda"
+        "--device",
+        type=device,
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu, cuda or cuda:N (a device this machine has)",
     )
     parser.add_argument("--no_constraints", action="store_true", help="plain decoding (ablation)")
     parser.add_argument(
-        "--genetic_code", type=int, help="NCBI translation table (default: 11 prokaryotes, else 1)"
+        "--genetic_code",
+        type=int,
+        choices=sorted(unambiguous_dna_by_id),
+        metavar="TABLE",
+        help="NCBI translation table (default: 11 prokaryotes, else 1)",
     )
     parser.add_argument(
         "--coding_genes",
@@ -128,7 +156,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="snap <gene> spans to ORFs while decoding (default: on for prokaryotes)",
     )
     parser.add_argument(
-        "--min_coding_length", type=int, default=MIN_CODING_LENGTH, help="bp of a snapped gene, stop included"
+        "--min_coding_length",
+        type=positive_int,
+        default=MIN_CODING_LENGTH,
+        help="bp of a snapped gene, stop included",
     )
     parser.add_argument(
         "--both_strands",
@@ -137,14 +168,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="read every window twice, as given and as its reverse complement (where its - genes are + "
         "genes), and merge the two reads, one copy per locus (default; twice the decoding time)",
     )
-    parser.add_argument("--window_size", type=int, help="bp per window (default: the taxon's limit)")
+    parser.add_argument("--window_size", type=positive_int, help="bp per window (default: the taxon's limit)")
     parser.add_argument(
         "--overlap",
-        type=int,
+        type=non_negative_int,
         help=f"bp shared by neighbouring windows (default {OVERLAP_FRACTION * 100:.0f}%% of the window)",
     )
-    parser.add_argument("--max_new_tokens", type=int, help="generation budget per window")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--max_new_tokens", type=positive_int, help="generation budget per window")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--trust_remote_code",
         action="store_true",
@@ -152,11 +183,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         "version, an edited file); without it such a model is refused. A directory saved by this project "
         "loads with GFF-MoE's own classes and needs no flag",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    size = args.window_size or TAXA[args.taxon][0]
+    if args.overlap is not None and args.overlap >= size:
+        parser.error(f"argument --overlap: {args.overlap} bp must be below the window size ({size} bp)")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.quiet:  # transformers' own bars too (loading weights)
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     try:
         model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
         check_writable(args.out, [args.fasta, *filter(None, [args.hints]), *model_files])
@@ -198,4 +237,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "annotate.py")

@@ -41,6 +41,7 @@ from Bio.SeqIO import write as write_fasta
 from Bio.SeqRecord import SeqRecord
 
 from genome_io.baselines import orf_floor_genes, prodigal_genes
+from genome_io.cli import run
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
@@ -628,4 +629,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "demo.py")

@@ -17,6 +17,8 @@ import sys
 from os import PathLike
 from pathlib import Path
 
+from genome_io.cli import run
+
 TASK = "gff-annotation"
 REPOSITORY = Path(__file__).resolve().parent
 # The pipeline module and everything it imports, in the repository; flat names must be unique.
@@ -100,4 +102,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "hub_code.py")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ import torch
 from transformers import AutoTokenizer, GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
+from genome_io.cli import positive_int, run
+from genome_io.errors import first_line
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
 
@@ -73,14 +76,22 @@ def load_dnabert(path_or_id: str) -> DnabertCheckpoint:
     weights = next((path / name for name in DNABERT_WEIGHT_FILES if (path / name).is_file()), None)
     if weights is None:
         raise InitModelError(f"{path}: neither {' nor '.join(DNABERT_WEIGHT_FILES)} found")
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state_dict = load_file(weights)
-    else:
-        state_dict = torch.load(weights, map_location="cpu", weights_only=True)
-    state_dict = {key.removeprefix("bert."): tensor for key, tensor in state_dict.items()}
+    state_dict = {key.removeprefix("bert."): tensor for key, tensor in read_weights(weights).items()}
     return DnabertCheckpoint(path, config, state_dict)
+
+
+def read_weights(weights: Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a weights-only pickle; InitModelError naming the file when it is
+    truncated, damaged or pickles code (torch's weights-only unpickler refuses it)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        if weights.suffix == ".safetensors":
+            return load_file(weights)
+        return torch.load(weights, map_location="cpu", weights_only=True)
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise InitModelError(f"{weights}: cannot read the weights ({first_line(error)})") from None
 
 
 @dataclass
@@ -263,14 +274,17 @@ def build_config(args, checkpoint: DnabertCheckpoint | None, vocab_size: int | N
         }
     if args.hidden_dropout_prob is not None:
         fields["hidden_dropout_prob"] = args.hidden_dropout_prob
-    return GffMoeConfig(
-        **fields,
-        decoder_layers=args.decoder_layers,
-        num_experts=args.num_experts if args.use_moe else 1,
-        moe_top_k=args.moe_top_k if args.use_moe else 1,
-        coordinate_scheme=args.coordinate_scheme,
-        tie_word_embeddings=args.tie_weights,
-    )
+    try:
+        return GffMoeConfig(
+            **fields,
+            decoder_layers=args.decoder_layers,
+            num_experts=args.num_experts if args.use_moe else 1,
+            moe_top_k=args.moe_top_k if args.use_moe else 1,
+            coordinate_scheme=args.coordinate_scheme,
+            tie_word_embeddings=args.tie_weights,
+        )
+    except ValueError as error:  # sizes that do not fit together, e.g. hidden_size % heads
+        raise InitModelError(f"{checkpoint.path if checkpoint else 'model size'}: {error}") from None
 
 
 def load_tokenizer(path_or_id: str | None):
@@ -360,12 +374,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--use_moe", action="store_true", help="Mixture-of-Experts decoder (else one dense expert)"
     )
-    parser.add_argument("--num_experts", type=int, default=8)
-    parser.add_argument("--moe_top_k", type=int, default=2)
+    parser.add_argument("--num_experts", type=positive_int, default=8)
+    parser.add_argument("--moe_top_k", type=positive_int, default=2)
     parser.add_argument(
         "--tie_weights", action="store_true", help="tie the output head to the input embeddings"
     )
-    parser.add_argument("--decoder_layers", type=int, default=4)
+    parser.add_argument("--decoder_layers", type=positive_int, default=4)
     parser.add_argument("--expert_init", choices=("upcycle", "random"), default="upcycle")
     parser.add_argument(
         "--expert_noise", type=float, default=0.01, help="upcycling noise, relative to weight std"
@@ -377,14 +391,14 @@ def parse_args(argv=None):
         help="dropout after embeddings, attention and feed-forwards (default: DNABERT-2's, 0.1); "
         "0 for short trainings, which underfit",
     )
-    parser.add_argument("--max_length", type=int, default=1024, help="default generation length")
+    parser.add_argument("--max_length", type=positive_int, default=1024, help="default generation length")
     parser.add_argument("--seed", type=int, default=0)
     small = parser.add_argument_group("random model size (without --dnabert_path)")
-    small.add_argument("--hidden_size", type=int, default=128)
-    small.add_argument("--num_hidden_layers", type=int, default=3)
-    small.add_argument("--num_attention_heads", type=int, default=4)
-    small.add_argument("--intermediate_size", type=int, default=256)
-    small.add_argument("--vocab_size", type=int, default=4096, help="used only without a tokenizer")
+    small.add_argument("--hidden_size", type=positive_int, default=128)
+    small.add_argument("--num_hidden_layers", type=positive_int, default=3)
+    small.add_argument("--num_attention_heads", type=positive_int, default=4)
+    small.add_argument("--intermediate_size", type=positive_int, default=256)
+    small.add_argument("--vocab_size", type=positive_int, default=4096, help="used only without a tokenizer")
     return parser.parse_args(argv)
 
 
@@ -399,4 +413,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "init_model.py")

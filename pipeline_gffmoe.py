@@ -3,7 +3,7 @@
     from transformers import pipeline
 
     annotator = pipeline("gff-annotation", model="path/to/gffmoe", trust_remote_code=True)
-    result = annotator(">chr1\\nATGAAA...\\n")  # or a FASTA path (plain or .gz)
+    result = annotator(">chr1\\nATGAAA...\\n")  # or "ATGAAA..." (one record), or a FASTA path (plain or .gz)
     result["gff3"]  # GFF3 text; result["genes"]["chr1"]: the genes (1-based), result["scores"]["chr1"]
 
 A saved GFF-MoE directory carries this file and the project modules it needs, copied flat next to
@@ -13,6 +13,7 @@ is `annotation.annotator.annotate_records`, the same code as annotate.py's.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from os import PathLike
 from pathlib import Path
@@ -22,15 +23,18 @@ from transformers import Pipeline
 try:  # flat in a saved model directory
     from .annotator import annotate_records, read_hints
     from .errors import InputError
-    from .fasta import read_fasta
+    from .fasta import NOT_IUPAC, read_fasta
     from .gff3_writer import gff3_lines
 except ImportError:  # the repository checkout
     from annotation.annotator import annotate_records, read_hints
     from genome_io.errors import InputError
-    from genome_io.fasta import read_fasta
+    from genome_io.fasta import NOT_IUPAC, read_fasta
     from genome_io.gff3_writer import gff3_lines
 
 FASTA_TEXT = "<FASTA text>"  # how errors name an input given as text
+DNA_SEQID = "sequence"  # the record name of an input given as a bare DNA string
+EXPECTED = "FASTA text (starting with '>') nor a DNA sequence (IUPAC letters only)"
+MAX_NAMED_PATH = 200  # characters of a missing path an error repeats; longer text is named FASTA_TEXT
 FORWARD_PARAMETERS = (
     "taxon",
     "genetic_code",
@@ -48,16 +52,30 @@ FORWARD_PARAMETERS = (
 
 
 def read_fasta_input(fasta: str | PathLike) -> list[tuple[str, str]]:
-    """(seqid, sequence) records of FASTA text or a FASTA path; InputError naming the file (or FASTA_TEXT)
-    and line. A string is text when it is empty, spans several lines or starts with '>'."""
+    """(seqid, sequence) records of FASTA text, a bare DNA sequence or a FASTA path; InputError naming the
+    file (or FASTA_TEXT) and line.
+
+    A string is decided by its content: FASTA text when it is empty, spans several lines or starts with
+    '>'; a DNA sequence (one record named DNA_SEQID) when it is one line of IUPAC letters; else a path.
+    """
     if not isinstance(fasta, str | PathLike):
         raise TypeError(f"expected FASTA text or a path, not {type(fasta).__name__}")
-    is_text = isinstance(fasta, str) and (not fasta.strip() or "\n" in fasta or fasta.startswith(">"))
-    if not is_text:
-        return list(read_fasta(fasta))
+    if isinstance(fasta, str):
+        line = fasta.strip()
+        if not line or "\n" in fasta or fasta.startswith(">"):
+            return _read_fasta_text(fasta)
+        if not NOT_IUPAC.search(line):
+            return _read_fasta_text(f">{DNA_SEQID}\n{line}\n")
+        if not os.path.exists(fasta):  # (Path.exists raises for a name too long to be one)
+            name = fasta if len(fasta) <= MAX_NAMED_PATH else FASTA_TEXT
+            raise InputError(name, None, f"no such file, and not {EXPECTED}")
+    return list(read_fasta(fasta))
+
+
+def _read_fasta_text(text: str) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as folder:  # read_fasta reads files: one reader, one set of checks
         path = Path(folder) / "input.fa"
-        path.write_text(fasta)
+        path.write_text(text)
         try:
             return list(read_fasta(path))
         except InputError as err:

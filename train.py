@@ -29,7 +29,8 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
-from genome_io.errors import InputError
+from genome_io.cli import check_model_source, run
+from genome_io.errors import InputError, first_line
 from hub_code import save_hub_code
 
 logger = logging.getLogger("train")
@@ -157,14 +158,16 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
         )
     model_path = model_args.model_name_or_path
     tokenizer_path = model_args.tokenizer_name_or_path or model_path
+    check_model_source(model_path)
+    check_model_source(tokenizer_path)
     try:
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=True)
     except (OSError, ValueError) as err:
-        raise InputError(model_path, None, f"cannot load a model config: {_first_line(err)}") from None
+        raise InputError(model_path, None, f"cannot load a model config: {first_line(err)}") from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, trust_remote_code=True)
     except (OSError, ValueError) as err:
-        raise InputError(tokenizer_path, None, f"cannot load a tokenizer: {_first_line(err)}") from None
+        raise InputError(tokenizer_path, None, f"cannot load a tokenizer: {first_line(err)}") from None
     if config.vocab_size != len(tokenizer):
         raise InputError(
             tokenizer_path,
@@ -173,10 +176,6 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
             "(resize with `python -m tokenization resize_model MODEL_DIR TOKENIZER_DIR`)",
         )
     return config, tokenizer
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def train(
@@ -321,4 +320,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "train.py")

@@ -64,7 +64,9 @@ try:  # flat in a saved model directory (hub_code.py)
         type_token,
     )
     from .coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
+    from .fasta import normalise_dna
 except ImportError:  # the repository checkout
+    from genome_io.fasta import normalise_dna
     from tokenization.codec import (
         ANNOTATION_TASK,
         BOS,
@@ -134,7 +136,7 @@ class WindowTables:
     def __init__(self, dna: str, code: GeneticCode, addressable: np.ndarray | None = None):
         self.length = len(dna)
         self.code = code
-        self.bases = _CODE[np.frombuffer(dna.upper().encode("ascii"), dtype=np.uint8)]
+        self.bases = _CODE[np.frombuffer(normalise_dna(dna).encode("ascii"), dtype=np.uint8)]
         # Bases a coordinate may name (pointer coordinates can only name bases inside DNA tokens).
         self.addressable = np.ones(self.length, bool) if addressable is None else addressable
         self._splice_cache: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}

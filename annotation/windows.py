@@ -23,8 +23,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 try:  # flat in a saved model directory (hub_code.py)
+    from .fasta import normalise_dna
     from .features import Gene, Transcript
 except ImportError:  # the repository checkout
+    from genome_io.fasta import normalise_dna
     from tokenization.features import Gene, Transcript
 
 # Runs of N at least this long split a contig: no window is spent on them.
@@ -81,7 +83,7 @@ def window_starts(length: int, size: int, overlap: int) -> list[int]:
 
 
 def tile(seqid: str, sequence: str, size: int, overlap: int, min_gap: int = MIN_N_GAP) -> list[Window]:
-    """Windows over one contig (upper-cased), skipping all-N stretches."""
+    """Windows over one contig (`normalise_dna`: upper case, U as T), skipping all-N stretches."""
     windows = []
     for lo, hi in stretches(sequence, min_gap):
         starts = window_starts(hi - lo, size, overlap)
@@ -91,7 +93,7 @@ def tile(seqid: str, sequence: str, size: int, overlap: int, min_gap: int = MIN_
                 Window(
                     seqid,
                     begin,
-                    sequence[begin : min(begin + size, hi)].upper(),
+                    normalise_dna(sequence[begin : min(begin + size, hi)]),
                     open_left=i > 0,
                     open_right=i < len(starts) - 1,
                 )

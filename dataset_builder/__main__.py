@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from genome_io.cli import fraction, non_negative_int, positive_int, run
 from genome_io.errors import InputError
 
 from .bake import BakeOptions, bake_genome
@@ -21,20 +22,28 @@ def _options_parser() -> argparse.ArgumentParser:
     taxa = ", ".join(f"{t} {limit}/{bound}" for t, (limit, bound) in TAXA.items())
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--taxon", required=True, choices=list(TAXA), help=f"taxon group (limit/bound bp: {taxa})")
-    p.add_argument("--limit", type=int, help="window length limit in bp (default: the taxon's)")
-    p.add_argument("--threshold", type=int, help="long-gene bound in bp: longer genes are only seen clipped")
-    p.add_argument("--overlap", type=int, help="bases shared by neighbouring windows (default: limit / 10)")
+    p.add_argument("--limit", type=positive_int, help="window length limit in bp (default: the taxon's)")
+    p.add_argument(
+        "--threshold", type=positive_int, help="long-gene bound in bp: longer genes are only seen clipped"
+    )
+    p.add_argument(
+        "--overlap", type=non_negative_int, help="bases shared by neighbouring windows (default: limit / 10)"
+    )
     p.add_argument(
         "--rc_augment", action="store_true", help="add reverse-complement windows (mirrored targets)"
     )
-    p.add_argument("--hint_ratio", type=float, default=0.0, help="fraction of genes also given as hints")
+    p.add_argument("--hint_ratio", type=fraction, default=0.0, help="fraction of genes also given as hints")
     p.add_argument(
         "--holdout", action="append", default=[], metavar="SPECIES", help="put a whole species in test"
     )
     p.add_argument("--seed", type=int, default=42, help="seed of the split draw and the hints")
-    p.add_argument("--val_fraction", type=float, default=0.05, help="fraction of split blocks in validation")
-    p.add_argument("--test_fraction", type=float, default=0.05, help="fraction of split blocks in test")
-    p.add_argument("--split_block", type=int, help="bp per contiguous split block (default: 10 x limit)")
+    p.add_argument(
+        "--val_fraction", type=fraction, default=0.05, help="fraction of split blocks in validation"
+    )
+    p.add_argument("--test_fraction", type=fraction, default=0.05, help="fraction of split blocks in test")
+    p.add_argument(
+        "--split_block", type=positive_int, help="bp per contiguous split block (default: 10 x limit)"
+    )
     p.add_argument(
         "--labels",
         choices=["gff", "prodigal", "augustus"],
@@ -148,4 +157,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "python -m dataset_builder")

@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import tempfile
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,10 +29,10 @@ from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
 from genome_io.errors import InputError
-from genome_io.fasta import fasta_lengths, read_fasta
+from genome_io.fasta import fasta_lengths, normalise_dna, read_fasta
 from genome_io.gff import read_gff
 from tokenization.codec import codec_vocabulary, gene_problems, genes_to_text, type_token
-from tokenization.features import Gene
+from tokenization.features import Gene, merge_spans
 
 from .card import write_card
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
@@ -111,6 +112,7 @@ class GenomeReport:
     dropped: dict[str, int] = field(default_factory=dict)
     windows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     windows_skipped: dict[str, int] = field(default_factory=dict)  # reason -> windows
+    features_skipped: dict[str, int] = field(default_factory=dict)  # reason -> GFF lines in no gene
     long_gene_windows: int = 0
     new_feature_types: list[str] = field(default_factory=list)
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> "file:line: message"
@@ -120,11 +122,14 @@ class GenomeReport:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.windows_skipped.items())) or "none"
         windows = " / ".join(f"{self.windows[s]} {s}" for s in SPLITS)
         labels = f"{self.labels} {self.augustus_species}".strip()
+        features = "".join(
+            f"; {n} feature lines skipped: {why}" for why, n in sorted(self.features_skipped.items())
+        )
         return (
             f"{self.species} ({self.taxon}, {self.bases:,} bp in {self.sequences} sequences, labels: {labels})\n"
             f"  windows: {windows} ({self.long_gene_windows} long-gene windows); skipped: {skipped}\n"
             f"  genes: {self.genes_in_file} in file = {self.kept} kept + "
-            f"{sum(self.dropped.values())} dropped ({dropped})"
+            f"{sum(self.dropped.values())} dropped ({dropped}){features}"
         )
 
 
@@ -133,8 +138,9 @@ class GenomeReport:
 
 def read_labels(
     fasta: Path, gff: Path | None, options: BakeOptions, report: GenomeReport
-) -> dict[str, list[Gene]]:
-    """Genes per seqid (1-based) from the GFF, or from Prodigal or AUGUSTUS; accounts every gene in the report."""
+) -> tuple[dict[str, list[Gene]], dict[str, list[tuple[int, int]]]]:
+    """Genes per seqid (1-based) from the GFF, or from Prodigal or AUGUSTUS, and the spans of the genes and
+    lines it dropped (bases that no label covers); accounts every gene and skipped line in the report."""
     if options.labels != "gff":
         from genome_io.baselines import augustus_genes, prodigal_genes
 
@@ -144,7 +150,7 @@ def read_labels(
         else:
             genes = prodigal_genes(fasta)
         report.genes_in_file = sum(map(len, genes.values()))
-        return genes
+        return genes, {}
     if gff is None:
         raise BakeError(
             fasta, None, "no annotation given: pass a GFF3/GTF file or --labels prodigal/augustus"
@@ -153,8 +159,9 @@ def read_labels(
     gff_report = result.report
     report.genes_in_file = gff_report.genes_in_file
     report.dropped.update(gff_report.dropped)
+    report.features_skipped.update(gff_report.skipped_features)
     report.examples.update(gff_report.examples)
-    return result.genes_by_seqid
+    return result.genes_by_seqid, result.dropped_spans
 
 
 def split_of(species: str, seqid: str, window: Window, options: BakeOptions) -> str | None:
@@ -180,8 +187,8 @@ def genome_examples(
 ) -> tuple[Iterator[tuple[str, dict]], GenomeReport]:
     """(split, example) for every window of one genome, and its report (complete once exhausted)."""
     report = GenomeReport(species, options.taxon, str(fasta), str(gff) if gff else "", options.labels)
-    genes_by_seqid = read_labels(fasta, gff, options, report)
-    genes_by_seqid = _writable(genes_by_seqid, report)
+    genes_by_seqid, unlabelled = read_labels(fasta, gff, options, report)
+    genes_by_seqid = _writable(genes_by_seqid, report, unlabelled)
     known_types = set(codec_vocabulary())
     report.new_feature_types = sorted(
         {t for gs in genes_by_seqid.values() for g in gs for t in (g.type, *(x.type for x in g.transcripts))}
@@ -195,12 +202,14 @@ def genome_examples(
             report.sequences += 1
             report.bases += len(sequence)
             genes = genes_by_seqid.get(seqid, [])
-            index = GeneIndex(genes)
+            index, dropped = GeneIndex(genes), _Spans(unlabelled.get(seqid, []))
             for window in plan_windows(
                 len(sequence), genes, options.limit, options.threshold, options.overlap
             ):
-                dna = sequence[window.start - 1 : window.end].upper()
+                dna = normalise_dna(sequence[window.start - 1 : window.end])
                 skip = _skip_reason(dna, options)
+                if skip is None and dropped.overlaps(window.start, window.end):
+                    skip = "holds a dropped gene (its bases would read as no gene)"
                 split = split_of(species, seqid, window, options) if skip is None else None
                 if skip is None and split is None:
                     skip = "straddles a split boundary"
@@ -231,6 +240,18 @@ def genome_examples(
     return examples(), report
 
 
+class _Spans:
+    """Sorted, merged spans (1-based) queried for overlap with a window."""
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        self.spans = merge_spans(spans)
+        self.ends = [end for _, end in self.spans]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect_left(self.ends, start)  # the first span ending at or after `start`
+        return i < len(self.spans) and self.spans[i][0] <= end
+
+
 def _skip_reason(dna: str, options: BakeOptions) -> str | None:
     if dna.count("N") > options.max_n_fraction * len(dna):
         return "mostly N"
@@ -254,8 +275,11 @@ def _example(species, taxon, seqid, window, dna, genes, mirrored, rng, options) 
     }
 
 
-def _writable(genes_by_seqid: dict[str, list[Gene]], report: GenomeReport) -> dict[str, list[Gene]]:
-    """Drop (and account) genes the codec cannot write, e.g. a type name that cannot be a token."""
+def _writable(
+    genes_by_seqid: dict[str, list[Gene]], report: GenomeReport, unlabelled: dict[str, list[tuple[int, int]]]
+) -> dict[str, list[Gene]]:
+    """Drop (and account) genes the codec cannot write, e.g. a type name that cannot be a token; their
+    spans join `unlabelled`."""
     out = {}
     for seqid, genes in genes_by_seqid.items():
         out[seqid] = []
@@ -265,6 +289,7 @@ def _writable(genes_by_seqid: dict[str, list[Gene]], report: GenomeReport) -> di
                 reason = "not writable by the codec"
                 report.dropped[reason] = report.dropped.get(reason, 0) + 1
                 report.examples.setdefault(reason, []).append(f"{gene.name or seqid}: {'; '.join(problems)}")
+                unlabelled.setdefault(seqid, []).append((gene.start, gene.end))
             else:
                 out[seqid].append(gene)
     return out
@@ -307,6 +332,8 @@ def bake_genome(
 ) -> GenomeReport:
     """Bake one genome into `dataset_dir`, replacing that species' previous shards; rewrite the card."""
     dataset_dir = Path(dataset_dir)
+    if dataset_dir.exists() and not dataset_dir.is_dir():
+        raise BakeError(dataset_dir, None, "not a directory: the dataset directory names a file")
     taxon_dir = dataset_dir / "data" / options.taxon
     taxon_dir.mkdir(parents=True, exist_ok=True)
     examples, report = genome_examples(species, Path(fasta), gff and Path(gff), options, progress)
@@ -316,6 +343,14 @@ def bake_genome(
         for split, example in examples:
             writers.add(split, example)
         writers.close()
+        if report.kept == 0:  # windows without any gene would only teach "no gene here"
+            dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.dropped.items())) or "none"
+            raise BakeError(
+                gff or fasta,
+                None,
+                f"no usable gene: {report.genes_in_file} in the annotation, none kept (dropped: {dropped}); "
+                "nothing baked",
+            )
         (staging / "report.json").write_text(json.dumps(asdict(report), indent=1))
         _replace_dir(staging, taxon_dir / species)
     finally:

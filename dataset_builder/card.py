@@ -47,11 +47,13 @@ ds = load_dataset("./dataset_builder", "prokaryotes")   # or the Hub id this fol
 1. FASTA and GFF3/GTF are read by `genome_io` (Biopython, gffutils); every dialect (NCBI, SGD, JGI,
    FlyBase, Phytozome, Ensembl) is reduced to genes -> transcripts -> exons + coding span. Genes with
    unusable features (seqid not in the FASTA, coordinates outside the sequence, unknown strand, missing
-   Parent, ...) are dropped and counted, never silently.
+   Parent, duplicate ID, Parent cycle, crossing the origin of a circular sequence, ...) are dropped and
+   counted, never silently, and so are feature lines that belong to no gene.
 2. Each sequence is tiled with windows of at most the taxon's limit, cut between genes wherever a gap
    exists, neighbours overlapping by a tenth of the limit. A gene longer than the limit but within the
    long-gene bound gets a window of its own. Genes cut by a window edge keep their reading frame and are
-   marked open on that side. Windows that are mostly N are skipped.
+   marked open on that side. Windows that are mostly N, or where a dropped gene lies (its bases would read
+   as "no gene"), are skipped.
 3. Splits are drawn per contiguous block of 10 limits (seeded), and windows straddling blocks of two
    splits are dropped, so no base of a validation or test window is in a training window of the same
    genome. `--holdout SPECIES` puts a whole species in `test`.

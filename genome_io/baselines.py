@@ -24,7 +24,7 @@ from Bio.Seq import reverse_complement
 from tokenization.features import DIRECT, Gene, Transcript
 
 from .errors import InputError
-from .fasta import read_fasta
+from .fasta import normalise_dna, read_fasta
 from .gff import read_gff
 
 Records = str | PathLike | Iterable[tuple[str, str]]
@@ -62,7 +62,7 @@ def prodigal_genes(
     `partial_end` name the left and right genomic edges whatever the strand). `translation_table`
     applies to training; metagenomic mode uses the tables of its pre-trained models.
     """
-    records = [(seqid, sequence.upper()) for seqid, sequence in _records(fasta)]
+    records = [(seqid, normalise_dna(sequence)) for seqid, sequence in _records(fasta)]
     if meta is None:
         meta = sum(len(sequence) for _, sequence in records) < MIN_TRAINING_BP
     finder = pyrodigal.GeneFinder(meta=meta)
@@ -100,7 +100,7 @@ def orf_floor_genes(
     stops = unambiguous_dna_by_id[translation_table].stop_codons
     genes = {}
     for seqid, sequence in _records(fasta):
-        sequence = sequence.upper()
+        sequence = normalise_dna(sequence)
         length = len(sequence)
         found = [coding_gene(s + 1, e + 1, "+") for s, e in _strand_orfs(sequence, starts, stops, min_len)]
         found += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from os import PathLike
 
 
@@ -16,3 +17,10 @@ class InputError(Exception):
         self.path, self.line, self.message = str(path), line, message
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}")
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of a library's error text, for an InputError: without terminal colour codes (torch's
+    unpickler writes them), or the error's type when it has no text."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return (text.splitlines() or [type(err).__name__])[0]

@@ -13,14 +13,22 @@ from .files import numbered_lines
 
 # IUPAC nucleotide codes (U included), either case; soft-masking is lower case.
 NOT_IUPAC = re.compile(r"[^ACGTUNRYSWKMBDHVacgtunryswkmbdhv]")
+# DNA as every reader of it sees it (tokenizer, constraint tables, annotator, dataset builder, baselines):
+# soft-masking upper-cased, RNA's U read as T, the other IUPAC codes as N (no reader tells R from Y).
+_DNA_TEXT = str.maketrans("acgtnuU" + "rysw" + "kmbdhv" + "RYSW" + "KMBDHV", "ACGTNTT" + "N" * 20)
+
+
+def normalise_dna(sequence: str) -> str:
+    """Upper-case ACGTN of IUPAC nucleotide text (U -> T, ambiguity codes -> N); other characters stay."""
+    return sequence.translate(_DNA_TEXT)
 
 
 def read_fasta(path: str | PathLike) -> Iterator[tuple[str, str]]:
     """Yield (seqid, sequence) one record at a time; seqid is the first word of the header.
 
-    The sequence keeps its case (soft-masking). Raises InputError for a missing, empty or truncated
-    file, text before the first '>' header, an empty header, a duplicate seqid or a character that
-    is not an IUPAC nucleotide code (with the line it is on).
+    The sequence keeps its case (soft-masking) and letters; readers of the DNA see `normalise_dna` of it.
+    Raises InputError for a missing, empty or truncated file, text before the first '>' header, an empty
+    header, a duplicate seqid or a character that is not an IUPAC nucleotide code (with its line).
     """
     header_lines: dict[str, int] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from collections.abc import Iterator
 from os import PathLike
@@ -21,16 +22,19 @@ def is_gzip(path: str | PathLike) -> bool:
 def numbered_lines(path: str | PathLike) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its line ending) for every line; gzip is detected by content.
 
-    CRLF and CR line endings are accepted (universal newlines). A missing file, a truncated or corrupt
-    gzip stream and bytes that are not text raise InputError naming the file and the line reached.
+    CRLF and CR line endings are accepted (universal newlines), and so is a UTF-8 byte-order mark. A
+    missing file, a directory, a truncated or corrupt gzip stream and bytes that are not text raise
+    InputError naming the file and the line reached.
     """
     path = Path(path)
-    if not path.is_file():
+    if os.path.isdir(path):  # os.path, not Path: False (not OSError) for a name too long to be a file
+        raise InputError(path, None, "is a directory, not a file")
+    if not os.path.isfile(path):
         raise InputError(path, None, "no such file")
     opener = gzip.open if is_gzip(path) else open
     number = 0
     try:
-        with opener(path, "rt", encoding="utf-8", newline=None) as fh:
+        with opener(path, "rt", encoding="utf-8-sig", newline=None) as fh:
             for number, line in enumerate(fh, start=1):  # noqa: B007 (number is read after the loop)
                 yield number, line.rstrip("\n")
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:

@@ -13,13 +13,16 @@ assembled gene -> transcript -> segments:
   AUGUSTUS's included, hold it already);
 - a transcript (or a bare CDS) without a gene line is wrapped in a gene of type "gene" and counted.
 
-Structural problems (not GFF, empty, truncated gzip, bad columns) raise InputError. Problems of one
-feature (seqid not in the FASTA, coordinates outside the sequence, start > end, unknown strand, missing
-Parent) drop the gene it belongs to, with a reason and file:line in the report: never silently.
+Structural problems (not GFF, empty, truncated gzip, bad columns, a coordinate that is not a decimal
+integer) raise InputError. Problems of one feature (seqid not in the FASTA, a coordinate below 1 or
+beyond the sequence, start > end, unknown strand, missing Parent, an ID that another gene or
+transcript line already has, a Parent cycle, a gene crossing the origin of a circular sequence) drop the
+gene it belongs to, with a reason and file:line in the report: never silently.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from os import PathLike
@@ -51,7 +54,12 @@ NEEDED_ATTRIBUTES = (
     "gene_name",
     "start_range=",
     "end_range=",
+    "Is_circular=",
 )
+COORDINATE = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also reads '３９７' and the like
+CROSSES_ORIGIN = "crosses the origin of a circular sequence"
+# Reasons noted where they are found (at the line that causes them), not again when the gene is dropped.
+NOTED_WHEN_LINKED = ("missing Parent", "duplicate ID", "Parent cycle")
 MAX_EXAMPLES = 10  # skip messages kept per reason
 
 
@@ -102,6 +110,9 @@ class GffReport:
 class GffReadResult:
     genes_by_seqid: dict[str, list[Gene]]  # sorted by (start, end), 1-based inclusive
     report: GffReport
+    # Per seqid, the spans (1-based) of the lines of dropped genes and of skipped feature lines: bases the
+    # file annotates that no kept gene labels.
+    dropped_spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,25 +144,55 @@ def read_gff(
     annotate.py writes for a genome where it finds none).
     """
     report = GffReport(str(path))
-    records = _parse(path, seq_lengths, report, allow_empty)
+    records, circular = _parse(path, seq_lengths, report, allow_empty)
     genes: dict[str, list[Gene]] = defaultdict(list)
+    dropped: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    in_genes: set[int] = set()  # id() of the records of every gene
     for root, wrapped in _roots(records, report):
         report.orphans_wrapped += wrapped
         report.gene_lines += not wrapped
+        lines = list(_walk(root))
+        in_genes.update(map(id, lines))
         gene, reason = _assemble(root, wrapped, report)
+        if gene is not None and root.seqid in circular and _crosses_origin(gene, circular[root.seqid]):
+            report.note(CROSSES_ORIGIN, root.line, f"{root.type} {root.name}: pieces at both ends")
+            gene, reason = None, CROSSES_ORIGIN
         if gene is None:
             report.dropped[reason] += 1
+            dropped[root.seqid] += [(r.start, r.end) for r in lines if not r.children]
             continue
         report.kept += 1
         report.protein_coding += any(t.cds for t in gene.transcripts)
         genes[root.seqid].append(gene)
-    return GffReadResult({seqid: sorted(gs) for seqid, gs in genes.items()}, report)
+    for r in records:  # lines in no gene, e.g. a CDS whose Parent is missing
+        if id(r) not in in_genes and r.error and (r.parents or r.type in SEGMENT_TYPES):
+            dropped[r.seqid].append((r.start, r.end))
+    spans = {seqid: _on_sequence(s, circular.get(seqid)) for seqid, s in dropped.items()}
+    return GffReadResult({seqid: sorted(gs) for seqid, gs in genes.items()}, report, spans)
+
+
+def _crosses_origin(gene: Gene, length: int) -> bool:
+    """NCBI writes a gene across the origin of a circular sequence as pieces at both of its ends."""
+    segments = {x for t in gene.transcripts for x in (*t.exons, *t.cds_segments())}
+    return len(segments) > 1 and any(s == 1 for s, _ in segments) and any(e == length for _, e in segments)
+
+
+def _on_sequence(spans: list[tuple[int, int]], circular_length: int | None) -> list[tuple[int, int]]:
+    """Spans as bases of the sequence: past the end of a circular one, a span goes on from base 1."""
+    out = []
+    for start, end in spans:
+        start = max(start, 1)
+        if circular_length and end > circular_length:
+            out += [(start, circular_length), (1, end - circular_length)]
+        else:
+            out.append((start, end))
+    return sorted(out)
 
 
 # --- lines -> records -----------------------------------------------------------------------------
 
 
-def _parse(path, seq_lengths, report: GffReport, allow_empty: bool) -> list[_Record]:
+def _parse(path, seq_lengths, report: GffReport, allow_empty: bool) -> tuple[list[_Record], dict[str, int]]:
     feature_lines: list[tuple[int, str]] = []
     for number, line in numbered_lines(path):
         if line.startswith("##FASTA") or line.startswith(">"):
@@ -161,28 +202,38 @@ def _parse(path, seq_lengths, report: GffReport, allow_empty: bool) -> list[_Rec
         fields = line.split("\t")
         if len(fields) != 9:
             raise InputError(path, number, f"not GFF: expected 9 tab-separated columns, found {len(fields)}")
-        if not (fields[3].isdigit() and fields[4].isdigit()):
+        if not (COORDINATE.fullmatch(fields[3]) and COORDINATE.fullmatch(fields[4])):
             raise InputError(
                 path, number, f"not GFF: start/end must be integers, got {fields[3]!r}, {fields[4]!r}"
             )
         feature_lines.append((number, line))
     if not feature_lines:
         if allow_empty:
-            return []
+            return [], {}
         raise InputError(path, 1, "empty GFF: no feature lines")
 
     head = [feature_from_line(line) for _, line in feature_lines[:100]]
     dialect = _choose_dialect(head)
     gtf = dialect.get("fmt") == "gtf"
-    records = []
-    for number, line in feature_lines:
-        feature = feature_from_line(_needed_attributes(line), dialect=dialect)
-        if not gtf:  # GFF3 percent-encodes column 1; GTF has no escapes
+    features = [
+        (number, feature_from_line(_needed_attributes(line), dialect=dialect))
+        for number, line in feature_lines
+    ]
+    if not gtf:  # GFF3 percent-encodes column 1; GTF has no escapes
+        for _, feature in features:
             feature.seqid = unescape_seqid(feature.seqid)
+    # Circular sequences (Is_circular=true on their region line) and their lengths.
+    circular = {
+        f.seqid: (seq_lengths or {}).get(f.seqid, f.end)
+        for _, f in features
+        if f.featuretype == "region" and f.attributes.get("Is_circular", [""])[0] == "true"
+    }
+    records = []
+    for number, feature in features:
         record = _record(number, feature, gtf)
-        record.error = _check(record, seq_lengths)
+        record.error = _check(record, seq_lengths, circular)
         records.append(record)
-    return _implied_gtf_parents(records) if gtf else records
+    return (_implied_gtf_parents(records) if gtf else records), circular
 
 
 def _needed_attributes(line: str) -> str:
@@ -226,15 +277,19 @@ def _record(number: int, f, gtf: bool) -> _Record:
     )
 
 
-def _check(r: _Record, seq_lengths: dict[str, int] | None) -> str | None:
+def _check(r: _Record, seq_lengths: dict[str, int] | None, circular: dict[str, int]) -> str | None:
     if r.start > r.end:
         return "start > end"
     if r.strand not in ("+", "-", ".") and (is_gene_type(r.type) or r.type in SEGMENT_TYPES or r.parents):
         return "unknown strand"
+    if r.start < 1:  # 0 and negative starts, whether or not the sequence lengths are known
+        return "coordinate below 1"
+    if r.seqid in circular and r.end > circular[r.seqid]:  # the GFF3 spec's way across the origin
+        return CROSSES_ORIGIN
     if seq_lengths is not None:
         if r.seqid not in seq_lengths:
             return "seqid not in FASTA"
-        if r.start < 1 or r.end > seq_lengths[r.seqid]:
+        if r.end > seq_lengths[r.seqid]:
             return "coordinates beyond the sequence"
     return None
 
@@ -267,8 +322,14 @@ def _roots(records: list[_Record], report: GffReport):
     """(root record, wrapped?) for every gene line and every parentless transcript, children linked."""
     by_id: dict[str, _Record] = {}
     for r in records:
-        if r.id and (is_gene_type(r.type) or r.type not in SEGMENT_TYPES) and r.id not in by_id:
-            by_id[r.id] = r
+        if not r.id or (r.type in SEGMENT_TYPES and not is_gene_type(r.type)):
+            continue  # segments of one feature share their ID (GFF3 multi-line features)
+        first = by_id.setdefault(r.id, r)
+        # Two genes (or two transcripts) with one ID: whose children are whose cannot be told, both go.
+        # (A GTF gene_id may equal its transcript_id: one level each, not a duplicate.)
+        if first is not r and is_gene_type(first.type) == is_gene_type(r.type):
+            first.error = r.error = "duplicate ID"
+            report.note("duplicate ID", r.line, f"{r.type} ID {r.id!r} is already used at line {first.line}")
     for r in records:
         for parent_id in r.parents:
             parent = by_id.get(parent_id)
@@ -279,7 +340,15 @@ def _roots(records: list[_Record], report: GffReport):
                     "missing Parent", r.line, f"{r.type} names Parent {parent_id!r}, which is not in the file"
                 )
             elif parent is not r:
-                parent.children.append(r)
+                cycle = _descent(r, parent)
+                if cycle is None:
+                    parent.children.append(r)
+                    continue
+                for member in cycle:  # the link would close a loop: every record on it is unusable
+                    member.error = "Parent cycle"
+                report.note(
+                    "Parent cycle", r.line, f"{r.type} names Parent {parent_id!r}, which descends from it"
+                )
     for r in records:
         if is_gene_type(r.type):
             yield r, False
@@ -291,7 +360,7 @@ def _assemble(root: _Record, wrapped: bool, report: GffReport) -> tuple[Gene | N
     """The gene of one root record, or (None, reason) when a feature in it is unusable."""
     for r in _walk(root):
         if r.error:
-            if r.error != "missing Parent":  # missing-Parent lines were noted where found
+            if r.error not in NOTED_WHEN_LINKED:
                 report.note(r.error, r.line, f"{r.type} {r.name}: {r.error}")
             return None, r.error
         if r is not root and (r.strand != root.strand or r.seqid != root.seqid):
@@ -387,3 +456,15 @@ def _walk(record: _Record):
     yield record
     for child in record.children:
         yield from _walk(child)
+
+
+def _descent(record: _Record, target: _Record) -> list[_Record] | None:
+    """The records from `record` down to `target` through linked children, None if `target` is not under it
+    (links that would close a cycle are never made, so this terminates)."""
+    if record is target:
+        return [record]
+    for child in record.children:
+        path = _descent(child, target)
+        if path is not None:
+            return [record, *path]
+    return None

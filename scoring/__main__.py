@@ -9,6 +9,7 @@ import sys
 
 from dataset_builder.taxa import AUGUSTUS_SPECIES, TAXA
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes
+from genome_io.cli import run
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
@@ -146,4 +147,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "python -m scoring")

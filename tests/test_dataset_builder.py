@@ -16,6 +16,7 @@ from dataset_builder import BakeOptions, bake_genome, plan_windows
 from dataset_builder.__main__ import main as cli
 from dataset_builder.windows import GeneIndex, Window, window_genes
 from genome_io import read_fasta, read_gff
+from genome_io.fasta import normalise_dna
 from tests.fixtures.genomes import (
     GENOME_TAXA,
     needs_augustus,
@@ -104,7 +105,7 @@ def _check_windows(ds: datasets.DatasetDict, fasta: Path, gff: Path | None, gene
     indexes = {s: GeneIndex(g) for s, g in genes_by_seqid.items()}
     for row in (r for split in ds.values() for r in split):
         window = Window(row["start"], row["end"])
-        dna = sequences[row["seqid"]][window.start - 1 : window.end].upper()
+        dna = normalise_dna(sequences[row["seqid"]][window.start - 1 : window.end])  # as every reader
         expected = window_genes(indexes.get(row["seqid"], GeneIndex([])), window)
         if row["strand_augmented"]:
             dna, expected = reverse_complement(dna), [g.mirror(len(window)) for g in expected]

@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from genome_io.cli import run
+
 from .codec import codec_vocabulary
 from .tokenizer import TokenizerError, check_added_token
 
@@ -56,8 +58,13 @@ def build_tk(args) -> None:
 
 
 def append_tk(args) -> None:
+    from genome_io.errors import InputError
+
     tokens = read_token_file(args.tokens_file)
     target = Path(args.tokenizer)
+    tokenizer_file = target / "tokenizer.json" if target.is_dir() else target
+    if not tokenizer_file.is_file():
+        raise InputError(tokenizer_file, None, "no such file: append_tk needs a tokenizer to append to")
     if target.is_dir():
         from transformers import AutoTokenizer
 
@@ -134,4 +141,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "python -m tokenization")

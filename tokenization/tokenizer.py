@@ -36,14 +36,17 @@ from .codec import (
 from .coordinates import MAX_OFFSET, CoordinateScheme, NumberCoordinates, pointer_position, pointer_token
 from .features import Gene
 
+try:  # flat in a saved model directory
+    from .fasta import normalise_dna
+except ImportError:  # the repository checkout
+    from genome_io.fasta import normalise_dna
+
 # DNABERT-2's special tokens, in its id order (ids 0-4).
 SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")
 SPECIAL_TOKEN_ROLES = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]"}
 SPECIAL_TOKEN_ROLES["mask_token"] = "[MASK]"
 TRAINING_CHUNK_BP = 1000  # DNABERT-2 trains on text lines; whole chromosomes as one word are slow to count
 
-# Soft-masked (lower case) bases are upper-cased; U reads as T; other IUPAC codes become N.
-_DNA_TABLE = str.maketrans("acgtnuUrysw" + "kmbdhvRYSWKMBDHV", "ACGTNTTNNNN" + "NNNNNNNNNNNNNNNN")
 _DNA_ALPHABET = frozenset("ACGTN")
 
 
@@ -52,8 +55,9 @@ class TokenizerError(ValueError):
 
 
 def clean_dna(dna: str) -> str:
-    """Upper-case ACGTN; other IUPAC codes -> N. Raises TokenizerError on any other character."""
-    cleaned = dna.translate(_DNA_TABLE)
+    """`normalise_dna` (upper-case ACGTN, U -> T, other IUPAC codes -> N); TokenizerError on any other
+    character."""
+    cleaned = normalise_dna(dna)
     if not _DNA_ALPHABET.issuperset(cleaned):
         position, char = next((i, c) for i, c in enumerate(cleaned) if c not in _DNA_ALPHABET)
         raise TokenizerError(f"character {char!r} at position {position} is not a nucleotide code")

@@ -57,6 +57,13 @@ def load_windows(
     """Training windows (several configs interleaved by `weights`) and validation windows (concatenated)."""
     cache_dir = dataset_cache_dir(dataset_dir)
     splits = [datasets.load_dataset(str(dataset_dir), name, cache_dir=cache_dir) for name in configs]
+    for name, split in zip(configs, splits, strict=True):
+        if "train" not in split or not len(split["train"]):
+            raise InputError(
+                dataset_dir,
+                None,
+                f"config {name!r} has no training windows (bake more genomes, or hold out fewer)",
+            )
     train = [s["train"] for s in splits]
     if len(train) == 1:
         train_windows = train[0]
