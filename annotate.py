@@ -32,7 +32,9 @@ from genome_io.gff3_writer import write_gff3
 
 def load_model(name_or_path: str, device: str = "cpu"):
     """Model and tokenizer from a GFF-MoE directory or hub id; InputError when it is not one."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+    from tokenization.tokenizer import TokenizerError, check_gff_vocabulary, read_tokenizer
 
     config_path = Path(name_or_path) / "config.json"
     if Path(name_or_path).is_dir():
@@ -54,8 +56,13 @@ def load_model(name_or_path: str, device: str = "cpu"):
         ) from None
     if config.model_type != "gffmoe":
         raise InputError(name_or_path, None, f"model_type {config.model_type!r} is not 'gffmoe'")
+    try:
+        tokenizer = read_tokenizer(name_or_path)
+        check_gff_vocabulary(tokenizer, name_or_path)
+    except TokenizerError as err:
+        raise InputError(name_or_path, None, str(err).removeprefix(f"{name_or_path}: ")) from None
     model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=True).to(device)
-    return model, AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=True)
+    return model, tokenizer
 
 
 def check_writable(path: Path) -> None:
