@@ -25,13 +25,15 @@ from tests.fixtures.dnabert import (
     dnabert_config,
     dnabert_state_dict,
     hub_cache_snapshot,
+    write_real_layout_checkpoint,
 )
-from tests.fixtures.genomes import random_dna, shared_genome
+from tests.fixtures.genomes import random_dna, shared_genome, write_text
 from tests.fixtures.training import REPO, cli_env
 from tests.test_codec import genome_windows
 from tokenization.__main__ import main as tokenization_cli
 from tokenization.codec import codec_vocabulary, normalise
 from tokenization.coordinates import MAX_OFFSET, OFFSET_TOKENS, PointerCoordinates
+from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import (
     N_RUN_TOKENS,
     decode_ids,
@@ -215,3 +217,106 @@ def test_readme_memory_table_matches_the_full_size_models(real_dnabert_dir, exte
         assert f"{got_total / 1e9:.2f} B" == total and f"{got_active / 1e6:.0f} M" == active
         weights_gb = 16 * got_total / 1e9  # fp32 master weights, grads and two AdamW moments
         assert f"{weights_gb:.1f} GB" in row
+
+
+# ---------------------------------------------------------------- the full-size checkpoint and the recipe
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """A command as a user types it, from the repository root, stdin closed."""
+    return subprocess.run(
+        argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def full_size_init(real_dnabert_dir, tmp_path_factory):
+    """The recipe's first command on DNABERT-2-117M as a hub id, resolved offline from a cache holding the
+    real config.json and tokenizer files and random weights of the real shapes under the real key names
+    (BertForMaskedLM, pytorch_model.bin). A small decoder (1 layer x 2 experts) keeps it fast on a CPU."""
+    root = tmp_path_factory.mktemp("full_size")
+    checkpoint = write_real_layout_checkpoint(hub_cache_snapshot(root / "cache"))
+    env = cli_env(HF_HUB_CACHE=str(root / "cache"), HF_HUB_OFFLINE="1")
+    model_dir = root / "gffmoe-init"
+    argv = [sys.executable, "init_model.py", "--save_dir", str(model_dir), "--dnabert_path", DNABERT_HUB_ID]
+    argv += ["--use_moe", "--num_experts", "2", "--moe_top_k", "2", "--tie_weights", "--decoder_layers", "1"]
+    done = run(argv, env)
+    assert done.returncode == 0, done.stderr
+    keys = len(torch.load(checkpoint / "pytorch_model.bin", weights_only=True))
+    return model_dir, env, keys, done.stdout
+
+
+@pytest.mark.slow
+def test_full_size_checkpoint_maps_every_tensor_and_counts_117m(full_size_init):
+    _, _, keys, out = full_size_init
+    assert re.search(rf"mapped \d+ tensors from {keys} of {keys} checkpoint keys", out)
+    counts = {
+        m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"^(\S[\w -]*?)\s+\S+\s+([\d,]+)$", out, re.M)
+    }
+    assert 116e6 < counts["embeddings"] + counts["encoder"] < 118e6  # DNABERT-2-117M
+    assert re.search(r"output head\s+copied", out)
+
+
+@pytest.mark.slow
+def test_the_recipe_as_written_ends_in_a_model_that_annotates(full_size_init, tmp_path, capsys):
+    """init_model.py without --tokenizer (the model keeps DNABERT-2's), then init_tk, append_tk into the
+    model's tokenizer.json and resize_model, then annotate.py. Before the vocabulary: one line, no traceback.
+    (The CLIs' main() runs in-process where a fresh process would only add start-up time.)"""
+    import annotate as annotate_script
+
+    model_dir, env, _, _ = full_size_init
+    fasta = write_text(tmp_path / "g.fa", f">ctg\n{random_dna(600, seed=4)}\n")
+    annotate = ["--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "pred.gff3")]
+    annotate += ["--max_new_tokens", "12", "--quiet"]
+    assert annotate_script.main(annotate) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert all(
+        f"python -m tokenization {command}" in line for command in ("init_tk", "append_tk", "resize_model")
+    )
+
+    tokens = tmp_path / "new_tokens.txt"
+    for command in (
+        ["init_tk", str(tokens)],
+        ["append_tk", str(tokens), str(model_dir / "tokenizer.json")],
+        ["resize_model", str(model_dir), str(model_dir)],
+    ):
+        assert tokenization_cli(command) == 0
+    done = run([sys.executable, "annotate.py", *annotate], env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pred.gff3").read_text().startswith("##gff-version 3")
+    config = json.loads((model_dir / "config.json").read_text())
+    tokenizer = load_tokenizer(model_dir)
+    assert (
+        config["decoder_start_token_id"] == tokenizer.bos_token_id == tokenizer.convert_tokens_to_ids("<bos>")
+    )
+    assert config["vocab_size"] == len(tokenizer)
+
+    # The result trains one step, saves, and a fresh process reloads it and generates the same tokens.
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True)
+    dna = random_dna(900, seed=5)
+    source = encode_source(tokenizer, dna)
+    genes = [Gene(100, 399, "+", transcripts=(Transcript(DIRECT, ((100, 399),), (100, 399)),))]
+    labels = target_ids(genes, tokenizer, PointerCoordinates(source["token_offsets"], len(tokenizer)))
+    batch = {k: torch.tensor([v]) for k, v in source.items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)  # AdamW's states would triple the memory
+    model.train()
+    loss = model(**batch, labels=torch.tensor([labels])).loss
+    loss.backward()
+    before = model.decoder.layers[0].moe.experts.gate_up_proj.detach().clone()
+    optimizer.step()
+    assert torch.isfinite(loss) and not torch.equal(model.decoder.layers[0].moe.experts.gate_up_proj, before)
+    trained = tmp_path / "trained"
+    model.eval().save_pretrained(trained)
+    tokenizer.save_pretrained(trained)
+    expected = model.generate(**tokenizer(dna, return_tensors="pt"), max_new_tokens=6)[0].tolist()
+    script = (
+        "import sys; from transformers import AutoModelForSeq2SeqLM, AutoTokenizer\n"
+        f"model = AutoModelForSeq2SeqLM.from_pretrained({str(trained)!r}, trust_remote_code=True)\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({str(trained)!r}, trust_remote_code=True)\n"
+        f"print(model.generate(**tokenizer({dna!r}, return_tensors='pt'), max_new_tokens=6)[0].tolist())\n"
+    )
+    done = run([sys.executable, "-c", script], {k: v for k, v in env.items() if k != "PYTHONPATH"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(expected), done.stdout

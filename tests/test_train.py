@@ -350,8 +350,15 @@ def test_the_model_card_usage_snippet_runs_as_written(tmp_path, tiny_checkpoint)
     snippet = card.split("```python\n")[1].split("```")[0].replace("PATH_OR_REPO", str(model_dir))
     script = write_text(tmp_path / "usage.py", snippet + "print('generated', ids.shape)\n")
     env = {k: v for k, v in cli_env().items() if k != "PYTHONPATH"}  # the model directory alone
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    done = subprocess.run(  # stdin closed: nothing may ask whether to run the model's code
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
+    assert "[y/N]" not in done.stdout + done.stderr
     assert "##gff-version 3" in done.stdout and "generated torch.Size([1," in done.stdout

@@ -79,7 +79,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 dna = "ATGAAACGCATTAGCACCACCATTACCACCACCATCACCATTACCACAGGTAACGGTGCGGGCTGA"
 model = AutoModelForSeq2SeqLM.from_pretrained("PATH_OR_REPO", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("PATH_OR_REPO")
+tokenizer = AutoTokenizer.from_pretrained("PATH_OR_REPO", trust_remote_code=True)  # the model's own code
 ids = model.generate(**tokenizer(dna, return_tensors="pt"), max_new_tokens=32)  # annotation token ids
 
 annotate = pipeline("gff-annotation", model="PATH_OR_REPO", trust_remote_code=True)
