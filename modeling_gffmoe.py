@@ -363,11 +363,6 @@ class GffMoeBaseEmbedding(nn.Module):
                 "replace other characters (tokenization.clean_dna), or pass `token_offsets`"
             )
         lengths = (spelled != NO_BASE).sum(-1)
-        if not lengths.any():
-            raise ValueError(
-                "no source token is spelled as DNA: the model has no DNA vocabulary "
-                "(model.set_dna_vocabulary) or the input is not DNA; pass `token_offsets`"
-            )
         ends = lengths.cumsum(-1)
         return torch.stack([ends - lengths, ends], -1) * (lengths > 0)[..., None]
 
@@ -771,10 +766,13 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
-        if token_offsets is None:
+        if token_offsets is None:  # derived by the encoder
             token_offsets = getattr(encoder_outputs, "token_offsets", None)
-        if token_offsets is None:
-            raise ValueError("GffMoe needs `token_offsets` with encoder_outputs that do not carry them")
+            if token_offsets is None or not token_offsets.any():
+                raise ValueError(
+                    "GffMoe needs `token_offsets` [batch, source_length, 2] (see tokenization.encode_source): "
+                    "no source token is spelled as DNA (model.set_dna_vocabulary) to derive them from"
+                )
         encoder_states = encoder_outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(
