@@ -320,3 +320,21 @@ def test_the_recipe_as_written_ends_in_a_model_that_annotates(full_size_init, tm
     done = run([sys.executable, "-c", script], {k: v for k, v in env.items() if k != "PYTHONPATH"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(expected), done.stdout
+
+
+def test_full_size_bertmodel_layout_maps_every_tensor_onto_the_real_shapes(real_dnabert_dir, tmp_path):
+    """The un-prefixed BertModel layout at full size: every tensor has its place, of the same shape."""
+    checkpoint = init_model.load_dnabert(str(write_real_layout_checkpoint(tmp_path / "ckpt", mlm_head=False)))
+    config = init_model.build_config(
+        init_model.parse_args(["--save_dir", "unused", "--use_moe", "--num_experts", "32", "--tie_weights"]),
+        checkpoint,
+        None,
+    )
+    mapping = init_model.dnabert_weight_mapping(checkpoint, config)
+    assert mapping.used == set(checkpoint.state_dict) and not any(
+        k.startswith("lm_head") for k in mapping.copies
+    )
+    with torch.device("meta"):
+        params = dict(GffMoeForConditionalGeneration(config).named_parameters())
+    assert all(params[target].shape == tensor.shape for target, tensor in mapping.copies.items())
+    assert sum(t.numel() for t in checkpoint.state_dict.values()) == pytest.approx(117e6, rel=0.01)
