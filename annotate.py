@@ -30,6 +30,7 @@ from genome_io.cli import check_model_source, device, non_negative_int, positive
 from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
+from tokenization.tokenizer import TokenizerError, check_gff_vocabulary, read_tokenizer
 
 # ---------------------------------------------------------------- command line
 
@@ -44,8 +45,9 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
     A directory whose Python files are this checkout's own (`hub_code.foreign_code`) is loaded with
     GFF-MoE's classes, running none of its files; other code (another version, an edited file, a hub id's)
     runs only with `trust_remote_code`, transformers' convention. One line on stderr says which it is.
+    The tokenizer is read from its own files and must carry the GFF vocabulary.
     """
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
     from hub_code import foreign_code
     from modeling_gffmoe import GffMoeForConditionalGeneration
@@ -66,37 +68,38 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
         if not (path / "tokenizer.json").is_file():  # else transformers tries to convert a slow tokenizer
             raise InputError(path / "tokenizer.json", None, "no such file: the model's tokenizer is missing")
         foreign = foreign_code(name_or_path)
-        if not foreign:
-            print(
-                f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr
-            )
-            try:
-                model = GffMoeForConditionalGeneration.from_pretrained(name_or_path).to(device)
-                tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-            except LOAD_ERRORS as err:
-                raise InputError(name_or_path, None, f"cannot load the model: {first_line(err)}") from None
-            return model, tokenizer
-        if not trust_remote_code:
+        if foreign and not trust_remote_code:
             raise InputError(
                 name_or_path,
                 None,
                 f"its code ({', '.join(foreign)}) is not this GFF-MoE's own: pass --trust_remote_code to run it",
             )
+        if not foreign:
+            print(
+                f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr
+            )
     else:
         check_model_source(name_or_path)
-    if trust_remote_code:
-        print(f"{name_or_path}: running the model's own code (--trust_remote_code)", file=sys.stderr)
-    try:  # a hub id without --trust_remote_code: transformers refuses custom code, with its reason
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise InputError(
-            name_or_path, None, f"cannot load a model config: {str(err).splitlines()[0]}"
-        ) from None
-    if config.model_type != "gffmoe":
-        raise InputError(name_or_path, None, f"model_type {config.model_type!r} is not 'gffmoe'")
+        foreign = ["the hub repository's"]
+    if foreign:
+        if trust_remote_code:
+            print(f"{name_or_path}: running the model's own code (--trust_remote_code)", file=sys.stderr)
+        try:  # a hub id without --trust_remote_code: transformers refuses custom code, with its reason
+            config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as err:
+            raise InputError(name_or_path, None, f"cannot load a model config: {first_line(err)}") from None
+        if config.model_type != "gffmoe":
+            raise InputError(name_or_path, None, f"model_type {config.model_type!r} is not 'gffmoe'")
+        model_class, options = AutoModelForSeq2SeqLM, {"trust_remote_code": trust_remote_code}
+    else:
+        model_class, options = GffMoeForConditionalGeneration, {}
     try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = read_tokenizer(name_or_path)
+        check_gff_vocabulary(tokenizer, name_or_path)
+    except TokenizerError as err:
+        raise InputError(name_or_path, None, str(err).removeprefix(f"{name_or_path}: ")) from None
+    try:
+        model = model_class.from_pretrained(name_or_path, **options)
     except LOAD_ERRORS as err:
         raise InputError(name_or_path, None, f"cannot load the model: {first_line(err)}") from None
     return model.to(device), tokenizer

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, GenerationConfig
+from transformers import GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
 from genome_io.cli import positive_int, run
 from genome_io.errors import first_line
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
+from tokenization.tokenizer import TokenizerError, load_dnabert_tokenizer, set_special_tokens
 
 DNABERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # DNABERT-2 config.json field -> GffMoeConfig field (same names: the encoder is DNABERT-2).
@@ -60,22 +61,37 @@ class DnabertCheckpoint:
     state_dict: dict[str, torch.Tensor]  # keys without the `bert.` prefix; the MLM head keeps `cls.`
 
 
-def load_dnabert(path_or_id: str) -> DnabertCheckpoint:
-    """A DNABERT-2 checkpoint from a local directory or a hub id (model.safetensors or pytorch_model.bin)."""
-    path = Path(path_or_id)
-    if not path.is_dir():
-        from huggingface_hub import snapshot_download
+def checkpoint_file(path_or_id: str, name: str) -> Path | None:
+    """`name` in a local directory, or in a hub repository (downloaded, or from the cache offline)."""
+    if Path(path_or_id).is_dir():
+        path = Path(path_or_id) / name
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError  # also "not in the cache" when offline
 
-        path = Path(
-            snapshot_download(path_or_id, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"])
+    try:
+        return Path(hf_hub_download(path_or_id, name))
+    except EntryNotFoundError:
+        return None
+
+
+def load_dnabert(path_or_id: str) -> DnabertCheckpoint:
+    """A DNABERT-2 checkpoint from a local directory or a hub id (model.safetensors or pytorch_model.bin).
+
+    Its files are read directly: config.json's `auto_map` (DNABERT-2's own remote code) is never run.
+    """
+    config_file = checkpoint_file(path_or_id, "config.json")
+    if config_file is None:
+        raise InitModelError(
+            f"{path_or_id}: no config.json (not a DNABERT-2 directory, nor a hub repository reachable or cached)"
         )
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise InitModelError(f"{config_file}: no config.json in the DNABERT-2 directory")
+    path = config_file.parent
     config = json.loads(config_file.read_text())
-    weights = next((path / name for name in DNABERT_WEIGHT_FILES if (path / name).is_file()), None)
+    weights = next(
+        (file for name in DNABERT_WEIGHT_FILES if (file := checkpoint_file(path_or_id, name))), None
+    )
     if weights is None:
-        raise InitModelError(f"{path}: neither {' nor '.join(DNABERT_WEIGHT_FILES)} found")
+        raise InitModelError(f"{path_or_id}: neither {' nor '.join(DNABERT_WEIGHT_FILES)} found")
     state_dict = {key.removeprefix("bert."): tensor for key, tensor in read_weights(weights).items()}
     return DnabertCheckpoint(path, config, state_dict)
 
@@ -153,6 +169,14 @@ def dnabert_weight_mapping(checkpoint: DnabertCheckpoint, config: GffMoeConfig) 
         map_layer_norm(mapping, f"{target}.self_attn_norm", f"{source}.attention.output.LayerNorm", sd)
         map_layer_norm(mapping, f"{target}.cross_attn_norm", f"{source}.attention.output.LayerNorm", sd)
         map_layer_norm(mapping, f"{target}.moe_norm", f"{source}.mlp.layernorm", sd)
+    if any(key.startswith("cls.") for key in sd):
+        map_mlm_head(mapping, sd, config)
+    return mapping
+
+
+def map_mlm_head(mapping: WeightMapping, sd: dict, config: GffMoeConfig):
+    """DNABERT-2's MLM head (BertForMaskedLM's `cls.predictions.*`) -> the output head. A BertModel
+    checkpoint has none: the head then starts random."""
     for kind in ("weight", "bias"):
         mapping.take(f"lm_head_transform.dense.{kind}", f"cls.predictions.transform.dense.{kind}", sd)
     map_layer_norm(mapping, "lm_head_transform.norm", "cls.predictions.transform.LayerNorm", sd)
@@ -173,7 +197,6 @@ def dnabert_weight_mapping(checkpoint: DnabertCheckpoint, config: GffMoeConfig) 
             )
         mapping.used.add(decoder_key)
     mapping.used.update(key for key in ("cls.predictions.bias", "cls.predictions.decoder.bias") if key in sd)
-    return mapping
 
 
 def upcycle_experts(
@@ -291,29 +314,17 @@ def load_tokenizer(path_or_id: str | None):
     if path_or_id is None:
         return None
     try:
-        return AutoTokenizer.from_pretrained(str(path_or_id))
-    except (OSError, ValueError) as error:
-        raise InitModelError(
-            f"{path_or_id}: cannot load a tokenizer ({str(error).splitlines()[0]})"
-        ) from error
-
-
-def set_special_tokens(model, tokenizer):
-    """The decoder starts with <bos> (or [CLS]) and stops at <eos> (or [SEP]); generation reads these."""
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
-    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
-    for holder in (model.config, model.generation_config):
-        holder.pad_token_id, holder.bos_token_id, holder.eos_token_id = tokenizer.pad_token_id, bos, eos
-        holder.decoder_start_token_id = bos
+        return load_dnabert_tokenizer(path_or_id)
+    except TokenizerError as error:
+        raise InitModelError(str(error)) from None
 
 
 def init_model(args) -> GffMoeForConditionalGeneration:
     torch.manual_seed(args.seed)
     checkpoint = load_dnabert(args.dnabert_path) if args.dnabert_path else None
-    tokenizer = load_tokenizer(args.tokenizer or args.dnabert_path)
-    config = build_config(
-        args, checkpoint, len(tokenizer) if tokenizer is not None and checkpoint is None else None
-    )
+    # A random model's vocabulary is the tokenizer's; a checkpoint's is its own, grown to the tokenizer below.
+    tokenizer = load_tokenizer(args.tokenizer) if checkpoint is None else None
+    config = build_config(args, checkpoint, len(tokenizer) if tokenizer is not None else None)
     model = GffMoeForConditionalGeneration(config)
     model.generation_config = GenerationConfig(max_length=args.max_length)
 
@@ -346,11 +357,15 @@ def init_model(args) -> GffMoeForConditionalGeneration:
         ):
             print(f"  {target:<48} <- {mapping.sources[target]}")
 
+    if checkpoint is not None:  # without --tokenizer the model keeps DNABERT-2's own
+        tokenizer = load_tokenizer(args.tokenizer or args.dnabert_path)
     if tokenizer is not None:
         added = resize_to_tokenizer(model, len(tokenizer))
         print(f"vocabulary: {len(tokenizer)} tokens ({added} added rows, initialised to the mean)")
         set_special_tokens(model, tokenizer)
-        model.set_dna_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+        model.set_dna_vocabulary(
+            tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))), tokenizer.unk_token
+        )
     print(component_table(model, copied, args.expert_init if checkpoint is not None else "random"))
 
     save_dir = Path(args.save_dir)

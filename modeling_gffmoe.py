@@ -35,8 +35,10 @@ except ImportError:  # the repository checkout imports it as a top-level module
     from configuration_gffmoe import GffMoeConfig
 
 
-BASE_CODES = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4}
-NO_BASE = 4
+# `token_bases` codes: a base, no base (past the token's end, or not DNA), an N (a base, but no letter), and a
+# token whose length in bases is unknown ([UNK] can stand for any number of them).
+BASE_CODES = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 5}
+NO_BASE, UNKNOWN_LENGTH = 4, 6
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
@@ -258,6 +260,7 @@ class GffMoeEncoderOutput(BaseModelOutput):
     memory: torch.Tensor | None = None
     pointer_keys: torch.Tensor | None = None
     pointable: torch.Tensor | None = None
+    token_offsets: torch.LongTensor | None = None  # the source spans it used (given, or derived from the ids)
 
 
 class GffMoeEncoder(nn.Module):
@@ -288,9 +291,10 @@ class GffMoeEncoder(nn.Module):
     ) -> GffMoeEncoderOutput:
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        if token_offsets is None:
+            token_offsets = self.base_embedding.token_offsets(input_ids, attention_mask)
         embeddings = self.embed_tokens(input_ids) + self.token_type_embeddings(token_type_ids)
-        if token_offsets is not None:
-            embeddings = embeddings + self.base_embedding(input_ids, token_offsets).to(embeddings.dtype)
+        embeddings = embeddings + self.base_embedding(input_ids, token_offsets).to(embeddings.dtype)
         hidden_states = self.dropout(self.embedding_norm(embeddings))
         length = hidden_states.shape[1]
         bias = AttentionBias(
@@ -307,7 +311,9 @@ class GffMoeEncoder(nn.Module):
             hidden_states = layer(hidden_states, bias)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
-        return GffMoeEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
+        return GffMoeEncoderOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, token_offsets=token_offsets
+        )
 
 
 class GffMoeBaseEmbedding(nn.Module):
@@ -316,8 +322,9 @@ class GffMoeBaseEmbedding(nn.Module):
     sees base composition and reading frame (third-position GC, stop codons) without learning them token by
     token. Zero-initialised: a DNABERT-2 encoder starts out unchanged.
 
-    `token_bases` (saved with the weights) spells every vocabulary token as base codes 0-3 (A, C, G, T), 4 past
-    its end or for a token that is not DNA; `set_dna_vocabulary` fills it from the tokenizer.
+    `token_bases` (saved with the weights) spells every vocabulary token in `BASE_CODES`, NO_BASE past its end
+    or for a token that is not DNA; `set_dna_vocabulary` fills it from the tokenizer. It also gives every
+    DNA token's length, hence the source's base-pair spans when the caller passes none (`token_offsets`).
     """
 
     def __init__(self, config: GffMoeConfig):
@@ -329,13 +336,35 @@ class GffMoeBaseEmbedding(nn.Module):
         self.by_position = nn.Parameter(torch.zeros(4 * config.max_offset, config.hidden_size))
         self.by_phase = nn.Parameter(torch.zeros(4 * 3, config.hidden_size))
 
-    def set_dna_vocabulary(self, tokens: list[str]):
-        """Spell token id i as `tokens[i]` when it is DNA (ACGT, N as no base) that fits `max_offset`."""
+    def set_dna_vocabulary(self, tokens: list[str], unk_token: str = "[UNK]"):
+        """Spell token id i as `tokens[i]` when it is DNA (ACGTN) that fits `max_offset`; mark `unk_token`."""
         spelled = torch.full((len(self.token_bases), self.max_offset), NO_BASE, dtype=torch.uint8)
         for token_id, token in enumerate(tokens[: len(spelled)]):
-            if token and len(token) <= self.max_offset and set(token) <= set("ACGTN"):
+            if token and len(token) <= self.max_offset and set(token) <= set(BASE_CODES):
                 spelled[token_id, : len(token)] = torch.tensor([BASE_CODES[b] for b in token])
+            elif token == unk_token:
+                spelled[token_id, 0] = UNKNOWN_LENGTH
         self.token_bases.copy_(spelled)
+
+    def token_offsets(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None
+    ) -> torch.LongTensor:
+        """Each token's half-open base span, DNA tokens laid end to end ((0, 0) for the others), as
+        `tokenization.encode_source` returns them for DNA that the tokenizer has spelled."""
+        known = input_ids < len(self.token_bases)
+        spelled = self.token_bases[input_ids.clamp(max=len(self.token_bases) - 1)]
+        spelled = spelled.masked_fill(~known[..., None], NO_BASE)
+        unknown = spelled[..., 0] == UNKNOWN_LENGTH
+        if attention_mask is not None:
+            unknown &= attention_mask.bool()
+        if unknown.any():
+            raise ValueError(
+                "the source has [UNK] tokens, whose length in bases is unknown: upper-case the DNA and "
+                "replace other characters (tokenization.clean_dna), or pass `token_offsets`"
+            )
+        lengths = (spelled != NO_BASE).sum(-1)
+        ends = lengths.cumsum(-1)
+        return torch.stack([ends - lengths, ends], -1) * (lengths > 0)[..., None]
 
     def resize(self, vocab_size: int):
         """Keep the spelling of the first `vocab_size` tokens; tokens added later are not DNA."""
@@ -350,7 +379,7 @@ class GffMoeBaseEmbedding(nn.Module):
         known = input_ids < len(self.token_bases)
         bases = self.token_bases[input_ids.clamp(max=len(self.token_bases) - 1), :longest].long()
         bases = bases.masked_fill(~known[..., None], NO_BASE)
-        one_hot = F.one_hot(bases, NO_BASE + 1)[..., :NO_BASE].to(self.by_position.dtype)  # [B, S, K, 4]
+        one_hot = F.one_hot(bases, UNKNOWN_LENGTH + 1)[..., :4].to(self.by_position.dtype)  # [B, S, K, 4]
         places = torch.arange(longest, device=input_ids.device)
         phase = F.one_hot((token_offsets[..., :1] + places) % 3, 3).to(one_hot.dtype)  # [B, S, K, 3]
         by_phase = torch.einsum("bskc,bskp->bscp", one_hot, phase).flatten(-2)
@@ -640,10 +669,11 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         self.encoder.embed_tokens = new_embeddings
         self.encoder.base_embedding.resize(new_embeddings.num_embeddings)
 
-    def set_dna_vocabulary(self, tokens: list[str]):
+    def set_dna_vocabulary(self, tokens: list[str], unk_token: str = "[UNK]"):
         """Tell the encoder how each vocabulary token is spelled (`tokenizer.convert_ids_to_tokens`), so
-        it can see the bases and reading frame inside BPE tokens (see `GffMoeBaseEmbedding`)."""
-        self.encoder.base_embedding.set_dna_vocabulary(tokens)
+        it can see the bases and reading frame inside BPE tokens and derive `token_offsets` from the ids
+        (see `GffMoeBaseEmbedding`)."""
+        self.encoder.base_embedding.set_dna_vocabulary(tokens, unk_token)
 
     def get_encoder(self, modality=None) -> GffMoeEncoder:
         return self.encoder
@@ -711,17 +741,14 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         **kwargs,
     ) -> GffMoeSeq2SeqLMOutput:
         r"""
-        token_offsets (`torch.LongTensor` of shape `(batch_size, source_length, 2)`):
+        token_offsets (`torch.LongTensor` of shape `(batch_size, source_length, 2)`, *optional*):
             Half-open base-pair span of each source token inside the window; (0, 0) for special tokens.
+            Derived from the ids when not given (DNA tokens laid end to end, as the tokenizer spells them).
         labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
             Target ids: vocabulary ids, pointer ids `vocab_size + i` (pointer scheme), -100 to ignore.
         cache / past_key_values (`EncoderDecoderCache`, *optional*):
             The decoding cache; `generate()` passes it as `cache`.
         """
-        if token_offsets is None:
-            raise ValueError(
-                "GffMoe needs `token_offsets` [batch, source_length, 2] (see tokenization.encode_source)"
-            )
         cache = cache if cache is not None else past_key_values
         continues_decoding = cache is not None
         if use_cache is None:  # a training forward (labels given) has no use for a cache
@@ -739,6 +766,13 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             )
         elif not isinstance(encoder_outputs, BaseModelOutput):
             encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
+        if token_offsets is None:  # derived by the encoder
+            token_offsets = getattr(encoder_outputs, "token_offsets", None)
+            if token_offsets is None or not token_offsets.any():
+                raise ValueError(
+                    "GffMoe needs `token_offsets` [batch, source_length, 2] (see tokenization.encode_source): "
+                    "no source token is spelled as DNA (model.set_dna_vocabulary) to derive them from"
+                )
         encoder_states = encoder_outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from configuration_gffmoe import GffMoeConfig
-from modeling_gffmoe import BASE_CODES, GffMoeForConditionalGeneration
+from modeling_gffmoe import BASE_CODES, NO_BASE, UNKNOWN_LENGTH, GffMoeForConditionalGeneration
 
 torch.set_num_threads(1)
 # ids 0-3 specials, then DNA tokens of 1-5 bp, then an annotation token
@@ -106,7 +107,7 @@ def test_resizing_keeps_the_spelling_and_saving_keeps_it(tmp_path):
     bases = model.encoder.base_embedding.token_bases
     assert bases.shape[0] == len(TOKENS) + 3
     torch.testing.assert_close(bases[: len(TOKENS)], before)
-    assert (bases[len(TOKENS) :] == BASE_CODES["N"]).all()  # added tokens are not DNA
+    assert (bases[len(TOKENS) :] == NO_BASE).all()  # added tokens are not DNA
 
     model.save_pretrained(tmp_path)
     reloaded = GffMoeForConditionalGeneration.from_pretrained(tmp_path).eval()
@@ -129,10 +130,32 @@ def test_init_model_spells_the_tokenizer_vocabulary(tmp_path, gff_tokenizer):
     bases = model.encoder.base_embedding.token_bases
     spelled = 0
     for token_id, token in enumerate(gff_tokenizer.convert_ids_to_tokens(list(range(len(gff_tokenizer))))):
-        if set(token) <= set("ACGT"):
+        if set(token) <= set("ACGTN"):
             assert [BASE_CODES[b] for b in token] == bases[token_id, : len(token)].tolist(), token
-            assert (bases[token_id, len(token) :] == BASE_CODES["N"]).all()
+            assert (bases[token_id, len(token) :] == NO_BASE).all()
             spelled += 1
+        elif token == "[UNK]":  # stands for any number of bases
+            assert bases[token_id, 0] == UNKNOWN_LENGTH and (bases[token_id, 1:] == NO_BASE).all()
         else:  # specials and annotation tokens spell nothing
-            assert (bases[token_id] == BASE_CODES["N"]).all(), token
+            assert (bases[token_id] == NO_BASE).all(), token
     assert spelled > 4
+
+
+def test_token_offsets_are_derived_from_the_spelling():
+    model = model_with_vocabulary()
+    batch = tokenized(["GAT", "TTGCA", "NAC", "C"])
+    explicit = batch.pop("token_offsets")
+    derived = model.encoder.base_embedding.token_offsets(batch["input_ids"], batch["attention_mask"])
+    assert derived.tolist() == explicit.tolist()
+    torch.testing.assert_close(
+        model.encoder(**batch).last_hidden_state,
+        model.encoder(**batch, token_offsets=explicit).last_hidden_state,
+    )
+    # [PAD] after the sequence spans nothing; an attended [UNK] has no known length and is refused
+    padded = torch.cat([batch["input_ids"], torch.tensor([[TOKENS.index("[PAD]")]])], 1)
+    mask = torch.cat([batch["attention_mask"], torch.zeros(1, 1, dtype=torch.long)], 1)
+    assert model.encoder.base_embedding.token_offsets(padded, mask)[0, :-1].tolist() == explicit[0].tolist()
+    unknown = batch["input_ids"].clone()
+    unknown[0, 2] = TOKENS.index("[UNK]")
+    with pytest.raises(ValueError, match=r"\[UNK\].*clean_dna"):
+        model.encoder(unknown, batch["attention_mask"])

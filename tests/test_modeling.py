@@ -13,6 +13,11 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import GffMoeForConditionalGeneration, GffMoeSparseMoeBlock, alibi_slopes, router_losses
+from tests.fixtures.genomes import random_dna
+from tests.fixtures.training import tiny_checkpoint
+from tokenization.tokenizer import encode_source
+
+__all__ = ["tiny_checkpoint"]  # fixtures used here
 
 torch.set_num_threads(1)
 VOCAB = 40
@@ -354,6 +359,28 @@ def test_token_offsets_are_required():
     del batch["token_offsets"]
     with pytest.raises(ValueError, match="token_offsets"):
         tiny_model()(**batch, decoder_input_ids=torch.ones(2, 1, dtype=torch.long))
+
+
+def test_the_tokenizer_output_alone_drives_forward_and_generate(tiny_checkpoint):
+    """`model(**tokenizer(dna, return_tensors="pt"), labels=...)` and `model.generate(**tokenizer(...))`:
+    the spans are derived from the spelling the model stores, exactly as passing them explicitly."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoint, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    dna = [random_dna(300, seed=1), random_dna(120, seed=2) + "N" * 70 + random_dna(50, seed=3)]
+    batch = tokenizer(dna, return_tensors="pt", padding=True)
+    sources = [encode_source(tokenizer, d)["token_offsets"] for d in dna]
+    explicit = torch.zeros(*batch["input_ids"].shape, 2, dtype=torch.long)
+    for row, spans in enumerate(sources):
+        explicit[row, : len(spans)] = torch.tensor(spans)
+    labels = torch.randint(5, len(tokenizer), (2, 6), generator=torch.Generator().manual_seed(0))
+    derived, given = model(**batch, labels=labels), model(**batch, token_offsets=explicit, labels=labels)
+    assert torch.equal(derived.logits, given.logits) and torch.equal(derived.loss, given.loss)
+    options = {"max_new_tokens": 8, "num_beams": 2, "do_sample": False}
+    assert torch.equal(
+        model.generate(**batch, **options), model.generate(**batch, token_offsets=explicit, **options)
+    )
 
 
 # ---------------------------------------------------------------- generation

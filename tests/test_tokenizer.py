@@ -312,3 +312,14 @@ def test_cli_resize_model_on_a_gffmoe_checkpoint(tmp_path):
         **{k: torch.tensor([v]) for k, v in source.items()}, max_new_tokens=4, do_sample=False
     )
     assert out.shape[0] == 1
+
+
+def test_cli_append_takes_bare_feature_types(dnabert_tokenizer_dir, tmp_path, capsys):
+    """`bake --extract_tokens` users write new types by hand: `weird_feature` means `<weird_feature>`."""
+    tokens = write_text(tmp_path / "new.txt", "weird_feature\n<Y_RNA>\n")
+    json_path = tmp_path / "tokenizer.json"
+    shutil.copy(dnabert_tokenizer_dir / "tokenizer.json", json_path)
+    assert cli(["append_tk", str(tokens), str(json_path)]) == 0
+    vocab = Tokenizer.from_file(str(json_path)).get_vocab(with_added_tokens=True)
+    assert vocab["<weird_feature>"] == 4096 and vocab["<Y_RNA>"] == 4097 and "weird_feature" not in vocab
+    assert "added 2 of 2" in capsys.readouterr().out

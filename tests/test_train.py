@@ -10,11 +10,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 import train
 from dataset_builder.bake import BakeOptions, bake_genome
-from tests.fixtures.training import baked_tiny_genome, run_cli, tiny_checkpoint, write_orf_dataset
+from tests.fixtures.genomes import write_text
+from tests.fixtures.training import baked_tiny_genome, cli_env, run_cli, tiny_checkpoint, write_orf_dataset
 from tokenization.codec import decode, text_to_genes
 from tokenization.coordinates import NumberCoordinates
 from tokenization.features import DIRECT, Gene, Transcript
@@ -323,3 +324,41 @@ def test_rebaked_or_same_named_datasets_never_load_stale_windows(tmp_path):
         dataset = write_orf_dataset(root / "data", n_train=n, n_validation=1, length=300)
         windows, _ = load_windows(dataset, ["prokaryotes"])
         assert len(windows) == n
+
+
+def test_the_model_card_usage_snippet_runs_as_written(tmp_path, tiny_checkpoint):
+    """The card's Python block, with its PATH_OR_REPO filled in, in a fresh process outside the repository."""
+    import shutil
+    import subprocess
+
+    from training.model_card import write_model_card
+
+    model_dir = shutil.copytree(tiny_checkpoint, tmp_path / "model")
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=True)
+    args = SimpleNamespace(
+        max_steps=1, num_train_epochs=1, learning_rate=1e-3, per_device_train_batch_size=1, seed=0
+    )
+    card = write_model_card(
+        model_dir,
+        base_model="b",
+        datasets=["prokaryotes"],
+        dataset_dir="d",
+        metrics={},
+        config=config,
+        training_args=args,
+    ).read_text()
+    snippet = card.split("```python\n")[1].split("```")[0].replace("PATH_OR_REPO", str(model_dir))
+    script = write_text(tmp_path / "usage.py", snippet + "print('generated', ids.shape)\n")
+    env = {k: v for k, v in cli_env().items() if k != "PYTHONPATH"}  # the model directory alone
+    done = subprocess.run(  # stdin closed: nothing may ask whether to run the model's code
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[y/N]" not in done.stdout + done.stderr
+    assert "##gff-version 3" in done.stdout and "generated torch.Size([1," in done.stdout

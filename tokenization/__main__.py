@@ -19,7 +19,10 @@ from genome_io.cli import run
 from .codec import codec_vocabulary
 from .tokenizer import TokenizerError, check_added_token
 
-TOKEN_FILE_HELP = "one token per line; blank lines and lines starting with # are ignored"
+TOKEN_FILE_HELP = (
+    "one token per line (a bare feature type such as weird_feature means <weird_feature>); "
+    "blank lines and lines starting with # are ignored"
+)
 
 
 def read_token_file(path: str | Path) -> list[str]:
@@ -35,6 +38,8 @@ def read_token_file(path: str | Path) -> list[str]:
         token = line.strip()
         if not token or token.startswith("#"):
             continue
+        if token[0] not in "<[":  # a feature type written bare
+            token = f"<{token}>"
         try:
             check_added_token(token)
         except TokenizerError as err:
@@ -65,26 +70,18 @@ def append_tk(args) -> None:
     tokenizer_file = target / "tokenizer.json" if target.is_dir() else target
     if not tokenizer_file.is_file():
         raise InputError(tokenizer_file, None, "no such file: append_tk needs a tokenizer to append to")
-    if target.is_dir():
-        from transformers import AutoTokenizer
+    from transformers import PreTrainedTokenizerFast
 
-        from .tokenizer import extend_tokenizer
+    from .tokenizer import extend_tokenizer, read_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(target))
-        added = extend_tokenizer(tokenizer, tokens)
-        if added:
-            tokenizer.save_pretrained(str(target))
-        size = len(tokenizer)
-    else:
-        from tokenizers import AddedToken, Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(target))
-        vocab = tokenizer.get_vocab(with_added_tokens=True)
-        missing = [t for t in dict.fromkeys(tokens) if t not in vocab]
-        added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in missing])
-        if added:
-            tokenizer.save(str(target))
-        size = tokenizer.get_vocab_size(with_added_tokens=True)
+    is_dir = target.is_dir()
+    tokenizer = read_tokenizer(target) if is_dir else PreTrainedTokenizerFast(tokenizer_file=str(target))
+    added = extend_tokenizer(tokenizer, tokens)
+    if added and is_dir:
+        tokenizer.save_pretrained(str(target))
+    elif added:
+        tokenizer.backend_tokenizer.save(str(target))
+    size = len(tokenizer)
     print(f"added {added} of {len(tokens)} tokens to {target} ({size} tokens now)")
 
 

@@ -18,7 +18,7 @@ from tokenizers.models import BPE
 from tokenizers.pre_tokenizers import Whitespace
 from tokenizers.processors import TemplateProcessing
 from tokenizers.trainers import BpeTrainer
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from .codec import (
     ANNOTATION_TASK,
@@ -46,6 +46,10 @@ SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")
 SPECIAL_TOKEN_ROLES = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]"}
 SPECIAL_TOKEN_ROLES["mask_token"] = "[MASK]"
 TRAINING_CHUNK_BP = 1000  # DNABERT-2 trains on text lines; whole chromosomes as one word are slow to count
+# DNABERT-2's vocabulary has no N (each N would be one [UNK], an assembly gap thousands of them, and [UNK]
+# says nothing of its length). Where the BPE lacks N, N runs are added tokens of 64 ... 1 bp: matched
+# longest first, a run of n Ns costs at most n // 64 + 6 tokens, and each spans <= MAX_OFFSET bases.
+N_RUN_TOKENS = tuple("N" * 2**k for k in range(6, -1, -1))
 
 _DNA_ALPHABET = frozenset("ACGTN")
 
@@ -67,9 +71,25 @@ def clean_dna(dna: str) -> str:
 # ---------------------------------------------------------------- the DNA tokenizer
 
 
+def read_tokenizer(path_or_id: str | PathLike) -> PreTrainedTokenizerFast:
+    """A tokenizer from its own files (tokenizer.json, tokenizer_config.json) in a directory or hub repository.
+
+    Never through AutoTokenizer: that reads config.json's `auto_map` (DNABERT-2's points at its remote code)
+    and asks whether to run it, which would hang a batch job. Hub files resolve from the cache offline.
+    """
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path_or_id))
+    except (OSError, ValueError) as err:
+        raise TokenizerError(f"{path_or_id}: cannot load a tokenizer ({str(err).splitlines()[0]})") from None
+    for role, token in SPECIAL_TOKEN_ROLES.items():  # a bare tokenizer.json declares no roles
+        if getattr(tokenizer, role) is None and token in tokenizer.get_vocab():
+            setattr(tokenizer, role, token)
+    return tokenizer
+
+
 def load_dnabert_tokenizer(path_or_id: str | PathLike) -> PreTrainedTokenizerFast:
     """A DNABERT-2 tokenizer from a local directory or a hub id (special tokens as its files declare)."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path_or_id))
+    tokenizer = read_tokenizer(path_or_id)
     check_dna_tokens(tokenizer)
     return tokenizer
 
@@ -141,7 +161,8 @@ def save_dnabert_format(tokenizer: PreTrainedTokenizerFast, out_dir: str | PathL
 
 
 def extend_tokenizer(tokenizer: PreTrainedTokenizerFast, tokens: Iterable[str] | None = None) -> int:
-    """Add GFF tokens (default: the whole codec vocabulary) that the tokenizer lacks; returns how many.
+    """Add GFF tokens (default: the whole codec vocabulary) that the tokenizer lacks, and N_RUN_TOKENS where
+    its BPE has no N; returns how many.
 
     Idempotent and order-preserving. `<bos>` / `<eos>` become the tokenizer's bos/eos tokens. Tokens are
     added un-normalised and not whole-word, so they match exactly where they stand.
@@ -150,13 +171,42 @@ def extend_tokenizer(tokenizer: PreTrainedTokenizerFast, tokens: Iterable[str] |
     for token in tokens:
         check_added_token(token)
     vocab = tokenizer.get_vocab()
+    if "N" not in vocab:
+        tokens += N_RUN_TOKENS
     missing = [t for t in dict.fromkeys(tokens) if t not in vocab]
     added = tokenizer.add_tokens([AddedToken(t, normalized=False) for t in missing]) if missing else 0
-    if BOS in tokens and tokenizer.bos_token != BOS:
-        tokenizer.bos_token = BOS
-    if EOS in tokens and tokenizer.eos_token != EOS:
-        tokenizer.eos_token = EOS
+    set_gff_roles(tokenizer)
     return added
+
+
+def set_gff_roles(tokenizer) -> None:
+    """`<bos>` / `<eos>`, where the vocabulary has them, are the tokenizer's bos/eos tokens."""
+    vocab = tokenizer.get_vocab()
+    if BOS in vocab and tokenizer.bos_token != BOS:
+        tokenizer.bos_token = BOS
+    if EOS in vocab and tokenizer.eos_token != EOS:
+        tokenizer.eos_token = EOS
+
+
+def set_special_tokens(model, tokenizer) -> None:
+    """The decoder starts with <bos> (or [CLS]) and stops at <eos> (or [SEP]); generation reads these."""
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    for holder in (model.config, model.generation_config):
+        holder.pad_token_id, holder.bos_token_id, holder.eos_token_id = tokenizer.pad_token_id, bos, eos
+        holder.decoder_start_token_id = bos
+
+
+def check_gff_vocabulary(tokenizer, model_dir: str | PathLike) -> None:
+    """A model's tokenizer must carry the GFF vocabulary; the error names the recipe's commands that add it."""
+    missing = [t for t in (BOS, EOS, ANNOTATION_TASK) if t not in tokenizer.get_vocab()]
+    if missing:
+        raise TokenizerError(
+            f"the tokenizer has no GFF vocabulary ({', '.join(missing)} missing); add it with "
+            f"`python -m tokenization init_tk new_tokens.txt`, `python -m tokenization append_tk "
+            f"new_tokens.txt {model_dir}/tokenizer.json`, `python -m tokenization resize_model {model_dir} "
+            f"{model_dir}`"
+        )
 
 
 def check_added_token(token: str) -> None:
@@ -195,12 +245,11 @@ def build_tokenizer(
 
 def load_tokenizer(path: str | PathLike) -> PreTrainedTokenizerFast:
     """The extended tokenizer saved by `build_tokenizer` (or `python -m tokenization`)."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    missing = [t for t in (BOS, EOS, ANNOTATION_TASK) if t not in tokenizer.get_vocab()]
-    if missing:
-        raise TokenizerError(
-            f"{path}: tokenizer lacks the GFF vocabulary ({', '.join(missing)}); build it first"
-        )
+    tokenizer = read_tokenizer(path)
+    try:
+        check_gff_vocabulary(tokenizer, path)
+    except TokenizerError as err:
+        raise TokenizerError(f"{path}: {err}") from None
     return tokenizer
 
 
@@ -313,12 +362,14 @@ def resize_saved_model(model_dir: str | PathLike, tokenizer_dir: str | PathLike)
     """Resize a saved model's token embeddings to the tokenizer and save both back (with the model code).
 
     New rows start at the mean of the old ones (`mean_resizing=True`); old rows are untouched and a tied
-    output head stays tied. Returns (old rows, new rows).
+    output head stays tied. A GFF-MoE model also learns the new tokens' spelling and, once the vocabulary has
+    `<bos>` / `<eos>`, decodes between them. Returns (old rows, new rows).
     """
     import transformers
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = read_tokenizer(tokenizer_dir)
+    set_gff_roles(tokenizer)
     size = len(tokenizer)
     config = AutoConfig.from_pretrained(str(model_dir), trust_remote_code=True)
     # The saved architecture keeps its head (AutoModel would drop it); custom code goes through auto_map.
@@ -334,6 +385,9 @@ def resize_saved_model(model_dir: str | PathLike, tokenizer_dir: str | PathLike)
         )
     if size > old:
         model.resize_token_embeddings(size, mean_resizing=True)
+        if hasattr(model, "set_dna_vocabulary"):
+            model.set_dna_vocabulary(tokenizer.convert_ids_to_tokens(list(range(size))), tokenizer.unk_token)
+            set_special_tokens(model, tokenizer)
         model.save_pretrained(str(model_dir))
         # The directory's own tokenizer must match its embeddings (train.py refuses a mismatch).
         tokenizer.save_pretrained(str(model_dir))

@@ -75,13 +75,18 @@ writes its genes as tokens that decode to GFF3 features, with `{config.coordinat
 ## Usage
 
 ```python
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
+dna = "ATGAAACGCATTAGCACCACCATTACCACCACCATCACCATTACCACAGGTAACGGTGCGGGCTGA"
 model = AutoModelForSeq2SeqLM.from_pretrained("PATH_OR_REPO", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("PATH_OR_REPO")
+tokenizer = AutoTokenizer.from_pretrained("PATH_OR_REPO", trust_remote_code=True)  # the model's own code
+ids = model.generate(**tokenizer(dna, return_tensors="pt"), max_new_tokens=32)  # annotation token ids
+
+annotate = pipeline("gff-annotation", model="PATH_OR_REPO", trust_remote_code=True)
+print(annotate(f">ctg1\\n{{dna}}\\n", taxon="prokaryotes")["gff3"])  # or a FASTA path; windows, constraints, GFF3
 ```
 
-Whole genomes: `python annotate.py genome.fa --model PATH_OR_REPO --output genes.gff3`.
+Whole genomes: `python annotate.py --model PATH_OR_REPO --fasta genome.fa --out genes.gff3 --taxon prokaryotes`.
 
 ## Training
 
