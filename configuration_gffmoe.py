@@ -36,6 +36,8 @@ class GffMoeConfig(PreTrainedConfig):
         attention_block_size (`int`): queries per attention block on long inputs, which bounds attention
             memory to `block x keys` per head instead of `keys x keys`. Not named `attention_chunk_size`:
             transformers reads that as Llama-4 chunked attention and gives `generate()` a sliding-window cache.
+        track_loss_weight (`float`): weight of the per-base gene-structure track loss (the encoder's track head
+            classifies every base of the window on both strands, see `tokenization.track`); 0 builds no head.
         initializer_range (`float`): std of the normal initialiser of fresh weights.
     """
 
@@ -64,6 +66,7 @@ class GffMoeConfig(PreTrainedConfig):
         max_offset: int = 64,
         offset_frequencies: int = 16,
         attention_block_size: int = 1024,
+        track_loss_weight: float = 0.0,
         initializer_range: float = 0.02,
         use_cache: bool = True,
         pad_token_id: int | None = 3,
@@ -80,6 +83,8 @@ class GffMoeConfig(PreTrainedConfig):
             )
         if not 1 <= moe_top_k <= num_experts:
             raise ValueError(f"moe_top_k must be between 1 and num_experts={num_experts}, got {moe_top_k}")
+        if track_loss_weight < 0:
+            raise ValueError(f"track_loss_weight must be >= 0, got {track_loss_weight}")
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
@@ -105,6 +110,7 @@ class GffMoeConfig(PreTrainedConfig):
         self.offset_frequencies = offset_frequencies
         # the field's old name, in configs saved before the rename
         self.attention_block_size = kwargs.pop("attention_chunk_size", attention_block_size)
+        self.track_loss_weight = track_loss_weight
         self.initializer_range = initializer_range
         self.use_cache = use_cache
         self.pad_token_id = pad_token_id

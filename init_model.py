@@ -11,6 +11,7 @@
 | decoder feed-forward (MoE)            | every expert upcycled from the GEGLU + noise, or random |
 | output head                           | DNABERT-2's MLM head, tied to the input embeddings      |
 | base-pair offset features, pointer    | random (new in GFF-MoE)                                 |
+| per-base track head (optional)        | random (new in GFF-MoE)                                 |
 
 The directory it writes loads with `AutoModelForSeq2SeqLM.from_pretrained(DIR, trust_remote_code=True)`.
 """
@@ -28,7 +29,7 @@ import torch
 from transformers import GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
-from genome_io.cli import positive_int, run
+from genome_io.cli import non_negative_float, positive_int, run
 from genome_io.errors import first_line
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
@@ -256,6 +257,7 @@ def component_of(name: str) -> str:
         ("lm_head", "output head"),
         ("offset_embedding", "bp offset features"),
         ("pointer_", "pointer head"),
+        ("track_head", "track head"),
     ):
         if key in name:
             return component
@@ -305,6 +307,7 @@ def build_config(args, checkpoint: DnabertCheckpoint | None, vocab_size: int | N
             moe_top_k=args.moe_top_k if args.use_moe else 1,
             coordinate_scheme=args.coordinate_scheme,
             tie_word_embeddings=args.tie_weights,
+            track_loss_weight=args.track_loss_weight,
         )
     except ValueError as error:  # sizes that do not fit together, e.g. hidden_size % heads
         raise InitModelError(f"{checkpoint.path if checkpoint else 'model size'}: {error}") from None
@@ -405,6 +408,14 @@ def parse_args(argv=None):
         type=float,
         help="dropout after embeddings, attention and feed-forwards (default: DNABERT-2's, 0.1); "
         "0 for short trainings, which underfit",
+    )
+    parser.add_argument(
+        "--track_loss_weight",
+        type=non_negative_float,
+        default=0.0,
+        help="weight of the per-base gene-structure track loss (an encoder head classifies every base on "
+        "both strands: intergenic, CDS codon position, intron, UTR and the start/stop/splice boundaries); "
+        "0: no track head",
     )
     parser.add_argument("--max_length", type=positive_int, default=1024, help="default generation length")
     parser.add_argument("--seed", type=int, default=0)

@@ -39,6 +39,10 @@ except ImportError:  # the repository checkout imports it as a top-level module
 # token whose length in bases is unknown ([UNK] can stand for any number of them).
 BASE_CODES = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 5}
 NO_BASE, UNKNOWN_LENGTH = 4, 6
+BASE_KINDS = UNKNOWN_LENGTH + 1
+# Classes of the per-base track's four columns (tokenization.track.TRACK_COLUMNS): region and boundary on the
+# + strand, then on the - strand.
+TRACK_GROUPS = (6, 7, 6, 7)
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
@@ -406,6 +410,52 @@ class GffMoeTokenOffsetEmbedding(nn.Module):
         return self.proj(features.to(self.proj.weight.dtype)) * is_sequence_token
 
 
+class GffMoeTrackHead(nn.Module):
+    """Per-base gene-structure logits from the encoder: each base's token state plus a vector for the base and
+    its place in the token (the bases a BPE token glues together, as `GffMoeBaseEmbedding` spells them), through
+    one GELU layer to the classes of the track's four columns (`TRACK_GROUPS`).
+
+    Returns the logits of every base the tokens cover, flat [n_bases, sum(TRACK_GROUPS)], and where each base
+    lies: (row, position in the window)."""
+
+    def __init__(self, config: GffMoeConfig):
+        super().__init__()
+        self.by_place_and_base = nn.Embedding(config.max_offset * BASE_KINDS, config.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act_fn = ACT2FN["gelu"]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.out = nn.Linear(config.hidden_size, sum(TRACK_GROUPS))
+
+    def forward(
+        self, states: torch.Tensor, input_ids: torch.LongTensor, token_offsets: torch.LongTensor, token_bases
+    ) -> tuple[torch.Tensor, torch.LongTensor, torch.LongTensor]:
+        batch, source_length = input_ids.shape
+        lengths = (token_offsets[..., 1] - token_offsets[..., 0]).clamp(min=0).flatten()
+        token = torch.repeat_interleave(torch.arange(lengths.numel(), device=lengths.device), lengths)
+        first = torch.cumsum(lengths, 0) - lengths  # each token's first flat base
+        place = torch.arange(token.numel(), device=lengths.device) - first[token]
+        ids = input_ids.flatten()[token]
+        known = ids < len(token_bases)
+        base = token_bases[
+            ids.clamp(max=len(token_bases) - 1), place.clamp(max=token_bases.shape[1] - 1)
+        ].long()
+        base = base.masked_fill(~known, NO_BASE)
+        features = states.flatten(0, 1)[token] + self.by_place_and_base(place * BASE_KINDS + base).to(
+            states.dtype
+        )
+        logits = self.out(self.norm(self.act_fn(self.dense(features))))
+        row = token // source_length
+        position = token_offsets[..., 0].flatten()[token] + place
+        return logits, row, position
+
+
+def track_loss(logits: torch.Tensor, labels: torch.LongTensor) -> torch.Tensor:
+    """Mean cross-entropy over the track's columns; `labels` [n_bases, 4], -100 ignored."""
+    groups = logits.float().split(TRACK_GROUPS, dim=-1)
+    losses = [F.cross_entropy(g, labels[:, i], ignore_index=-100) for i, g in enumerate(groups)]
+    return torch.stack(losses).nanmean()
+
+
 class GffMoeTopKRouter(nn.Module):
     """Softmax router: every token goes to its `top_k` most probable experts, weights renormalised to sum to 1.
     No capacity limit, so no token is ever dropped."""
@@ -591,13 +641,16 @@ class GffMoeDecoder(nn.Module):
 @dataclass
 class GffMoeSeq2SeqLMOutput(Seq2SeqLMOutput):
     """Seq2SeqLMOutput plus the router losses and per-layer router statistics ([decoder_layers, num_experts]
-    expert load, [decoder_layers] mean router entropy) for logging."""
+    expert load, [decoder_layers] mean router entropy) for logging, and, with a track head, the per-base track
+    loss and logits ([batch, window_bases, sum(TRACK_GROUPS)], zeros past a window's end)."""
 
     aux_loss: torch.Tensor | None = None
     z_loss: torch.Tensor | None = None
     expert_load: torch.Tensor | None = None
     router_entropy: torch.Tensor | None = None
     router_logits: tuple[torch.Tensor, ...] | None = None
+    track_loss: torch.Tensor | None = None
+    track_logits: torch.Tensor | None = None
 
 
 class GffMoePreTrainedModel(PreTrainedModel):
@@ -655,6 +708,8 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             self.pointer_query = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
             self.pointer_key = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
             self.pointer_embedding = nn.Linear(config.hidden_size, config.hidden_size)
+        if config.track_loss_weight > 0:
+            self.track_head = GffMoeTrackHead(config)
         self.post_init()
 
     @property
@@ -714,6 +769,25 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         scores = scores * self.config.hidden_size**-0.5
         return scores.masked_fill(~pointable[:, None, :], float("-inf"))
 
+    def track(
+        self, encoder_states: torch.Tensor, input_ids: torch.LongTensor, token_offsets: torch.LongTensor
+    ) -> tuple[torch.Tensor, torch.LongTensor, torch.LongTensor]:
+        """The track head's flat per-base logits and each base's (row, position) (see `GffMoeTrackHead`)."""
+        return self.track_head(
+            encoder_states, input_ids, token_offsets, self.encoder.base_embedding.token_bases
+        )
+
+    def track_logits(
+        self, encoder_states: torch.Tensor, input_ids: torch.LongTensor, token_offsets: torch.LongTensor
+    ) -> torch.Tensor:
+        """Per-base track logits [batch, window_bases, sum(TRACK_GROUPS)] (zeros past a window's end)."""
+        logits, row, position = self.track(encoder_states, input_ids, token_offsets)
+        dense = logits.new_zeros(
+            input_ids.shape[0], int(position.max()) + 1 if len(position) else 0, logits.shape[-1]
+        )
+        dense[row, position] = logits
+        return dense
+
     def _shift_right(self, labels: torch.LongTensor) -> torch.LongTensor:
         shifted = labels.new_full(labels.shape, self.config.pad_token_id)
         shifted[:, 1:] = labels[:, :-1]
@@ -734,6 +808,7 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         cache: Cache | None = None,
         past_key_values: Cache | None = None,
         labels: torch.LongTensor | None = None,
+        track_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_router_logits: bool = False,
         output_hidden_states: bool | None = None,
@@ -746,6 +821,9 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             Derived from the ids when not given (DNA tokens laid end to end, as the tokenizer spells them).
         labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
             Target ids: vocabulary ids, pointer ids `vocab_size + i` (pointer scheme), -100 to ignore.
+        track_labels (`torch.LongTensor` of shape `(batch_size, window_bases, 4)`, *optional*):
+            The per-base track (`tokenization.track.gene_track`), -100 to ignore; used by a model with a track
+            head when this forward runs the encoder.
         cache / past_key_values (`EncoderDecoderCache`, *optional*):
             The decoding cache; `generate()` passes it as `cache`.
         """
@@ -757,7 +835,8 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         if self.training and self.is_activation_checkpointing:
             use_cache = False  # a replayed layer would write the cache twice
 
-        if encoder_outputs is None:
+        runs_encoder = encoder_outputs is None
+        if runs_encoder:
             encoder_outputs = self.encoder(
                 input_ids,
                 attention_mask,
@@ -823,12 +902,17 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             torch.stack(router_logits), torch.stack(top_k_indices), self.config.num_experts, token_mask
         )
         aux_loss, z_loss = stats["aux_loss"].mean(), stats["z_loss"].mean()
+        base_loss = base_logits = None
+        if runs_encoder and track_labels is not None and hasattr(self, "track_head"):
+            base_loss, base_logits = self._track_loss(encoder_states, input_ids, token_offsets, track_labels)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
             loss = (
                 loss + self.config.router_aux_loss_coef * aux_loss + self.config.router_z_loss_coef * z_loss
             )
+            if base_loss is not None:
+                loss = loss + self.config.track_loss_weight * base_loss
 
         return GffMoeSeq2SeqLMOutput(
             loss=loss,
@@ -842,7 +926,21 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             expert_load=stats["expert_load"],
             router_entropy=stats["router_entropy"],
             router_logits=tuple(router_logits) if output_router_logits else None,
+            track_loss=base_loss,
+            track_logits=base_logits,
         )
+
+    def _track_loss(
+        self, encoder_states, input_ids, token_offsets, track_labels
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track loss over the bases the source covers, and the per-base logits as `track_logits` returns them."""
+        logits, row, position = self.track(encoder_states, input_ids, token_offsets)
+        inside = position < track_labels.shape[1]
+        labels = track_labels.new_full((len(position), track_labels.shape[-1]), -100)
+        labels[inside] = track_labels[row[inside], position[inside]].long()
+        dense = logits.new_zeros(*track_labels.shape[:2], logits.shape[-1])
+        dense[row[inside], position[inside]] = logits[inside]
+        return track_loss(logits, labels), dense
 
     def _check_labels(self, labels: torch.LongTensor, source_length: int):
         limit = self.config.vocab_size + (source_length if self.uses_pointers else 0)

@@ -34,6 +34,7 @@ def _number(kind: type, low: float | None, high: float | None, what: str) -> Cal
 positive_int = _number(int, 1, None, "an integer >= 1")
 non_negative_int = _number(int, 0, None, "an integer >= 0")
 fraction = _number(float, 0.0, 1.0, "a number in [0, 1]")
+non_negative_float = _number(float, 0.0, None, "a number >= 0")
 
 
 def device(text: str) -> str:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 from Bio.Seq import Seq, reverse_complement
 
@@ -27,6 +28,7 @@ from tests.fixtures.genomes import (
 )
 from tokenization.codec import normalise, text_to_genes
 from tokenization.features import Gene, Transcript
+from tokenization.track import BOUNDARY, CDS_CLASSES, gene_track
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,6 +118,42 @@ def _check_windows(ds: datasets.DatasetDict, fasta: Path, gff: Path | None, gene
         assert row["n_genes"] == len(expected)
 
 
+def _check_tracks(ds: datasets.DatasetDict) -> None:
+    """Every window's per-base track marks exactly its genes' CDS bases on each strand, and in frame: the
+    stop codon of a one-transcript gene that overlaps no other gene of its strand is marked as codon positions 0, 1, 2, and
+    reads as a stop codon (but for reference models that end without one, e.g. Ensembl's cds_end_NF)."""
+    stops, stop_codon = {"TAA", "TAG", "TGA"}, BOUNDARY.index("stop_codon")
+    in_frame = total = 0
+    for row in (r for split in ds.values() for r in split):
+        dna, genes = row["sequence"], text_to_genes(row["target"]).genes
+        track = gene_track(genes, len(dna))
+        for strand, column in (("+", 0), ("-", 2)):
+            stranded = [g for g in genes if g.strand == strand]
+            cds = {
+                b
+                for g in stranded
+                for t in g.transcripts
+                for s, e in t.cds_segments()
+                for b in range(s, e + 1)
+            }
+            assert set(np.flatnonzero(np.isin(track[:, column], CDS_CLASSES)).tolist()) == cds
+            for gene in stranded:
+                alone = all(o is gene or o.end < gene.start or o.start > gene.end for o in stranded)
+                if not alone or len(gene.transcripts) != 1 or gene.transcripts[0].cds is None:
+                    continue
+                s, e = gene.transcripts[0].cds
+                codon = range(e - 2, e + 1) if strand == "+" else range(s + 2, s - 1, -1)
+                if min(codon) < 0 or max(codon) >= len(dna) or track[codon[0], column + 1] != stop_codon:
+                    continue  # open 3' end: not marked
+                assert list(track[list(codon), column]) == list(CDS_CLASSES)
+                bases = "".join(dna[b] for b in codon)
+                total += 1
+                in_frame += (
+                    bases if strand == "+" else bases.translate(str.maketrans("ACGT", "TGCA"))
+                ) in stops
+    assert total == 0 or in_frame >= 0.8 * total, (in_frame, total)
+
+
 def _assert_leak_free(ds: datasets.DatasetDict) -> None:
     train = {}
     for r in ds["train"]:
@@ -151,6 +189,7 @@ def test_bake_tiny_genome_then_load_in_a_fresh_process(tiny_genome, tmp_path):
     assert sum(rows.values()) == 2 * sum(report.windows.values())  # every window twice (rc_augment)
     ds = _load(out, "prokaryotes", tmp_path / "cache2")
     _check_windows(ds, fasta, gff)
+    _check_tracks(ds)
     _assert_leak_free(ds)
     card = (out / "README.md").read_text()
     assert "config_name: prokaryotes" in card and "| tiny |" in card
@@ -317,4 +356,5 @@ def test_bake_shared_genomes(name, tmp_path):
     ds = _load(tmp_path / "ds", GENOME_TAXA[name], tmp_path / "cache")
     assert sum(ds[s].num_rows for s in ds) == sum(report.windows.values())
     _check_windows(ds, fasta, gff)
+    _check_tracks(ds)
     _assert_leak_free(ds)

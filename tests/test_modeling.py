@@ -346,6 +346,53 @@ def test_loss_combines_cross_entropy_and_router_losses():
         model(**batch, labels=torch.tensor([[VOCAB + 12, 2], [2, 2]]))  # only 12 source positions
 
 
+# ---------------------------------------------------------------- per-base track head
+
+
+def test_track_head_labels_every_covered_base_once_and_adds_its_weighted_loss():
+    model = tiny_model(track_loss_weight=0.5)
+    batch = source_batch()
+    covered = batch["token_offsets"][..., 1].max(1).values  # bases each window's tokens cover
+    generator = torch.Generator().manual_seed(1)
+    shape = (2, int(covered.max()))
+    track_labels = torch.stack([torch.randint(0, n, shape, generator=generator) for n in (6, 7, 6, 7)], -1)
+    track_labels[1, int(covered[1]) :] = -100  # the shorter window's padding
+    labels = torch.tensor([[9, VOCAB + 3, 11, -100], [VOCAB + 1, 12, 2, 2]])
+    out = model(**batch, labels=labels, track_labels=track_labels)
+
+    logits, row, position = model.track(
+        out.encoder_last_hidden_state, batch["input_ids"], batch["token_offsets"]
+    )
+    for b in range(2):  # each base of a window exactly once, in order
+        assert position[row == b].tolist() == list(range(int(covered[b])))
+    assert out.track_logits.shape == (2, track_labels.shape[1], 26)
+    expected = []
+    for column, (first, n) in enumerate([(0, 6), (6, 7), (13, 6), (19, 7)]):
+        part = out.track_logits[..., first : first + n].flatten(0, 1)
+        expected.append(F.cross_entropy(part, track_labels[..., column].flatten(), ignore_index=-100))
+    torch.testing.assert_close(out.track_loss, torch.stack(expected).mean())
+    plain = model(**batch, labels=labels)  # no track labels: the decoder's loss alone
+    torch.testing.assert_close(out.loss, plain.loss + 0.5 * out.track_loss)
+    out.loss.backward()
+    assert model.track_head.by_place_and_base.weight.grad.abs().sum() > 0
+
+
+def test_track_groups_match_the_track_classes():
+    from modeling_gffmoe import TRACK_GROUPS
+    from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
+
+    assert (len(REGION), len(BOUNDARY)) * 2 == TRACK_GROUPS and len(TRACK_COLUMNS) == len(TRACK_GROUPS)
+
+
+def test_no_track_head_without_a_track_weight():
+    model = tiny_model()
+    assert not hasattr(model, "track_head")
+    out = model(
+        **source_batch(), labels=torch.tensor([[9, 2], [9, 2]]), track_labels=torch.zeros(2, 40, 4).long()
+    )
+    assert out.track_loss is None and out.track_logits is None
+
+
 def test_number_scheme_has_no_pointer_slots():
     model = tiny_model(coordinate_scheme="number")
     out = model(**source_batch(), labels=torch.randint(5, VOCAB, (2, 5)))

@@ -7,6 +7,7 @@ import random
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -15,11 +16,19 @@ from transformers import AutoConfig, AutoTokenizer
 import train
 from dataset_builder.bake import BakeOptions, bake_genome
 from tests.fixtures.genomes import write_text
-from tests.fixtures.training import baked_tiny_genome, cli_env, run_cli, tiny_checkpoint, write_orf_dataset
+from tests.fixtures.training import (
+    baked_tiny_genome,
+    cli_env,
+    make_model,
+    run_cli,
+    tiny_checkpoint,
+    write_orf_dataset,
+)
 from tokenization.codec import decode, text_to_genes
 from tokenization.coordinates import NumberCoordinates
 from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import decode_ids, tokens_to_ids
+from tokenization.track import gene_track
 from training.data import (
     GffMoeCollator,
     coordinate_scheme,
@@ -65,6 +74,16 @@ def test_collator_pads_every_column_with_its_own_value():
     padded = GffMoeCollator(pad_token_id=3, pad_to_multiple_of=8)(features)
     assert padded["input_ids"].shape == (2, 8) and padded["token_offsets"].shape == (2, 8, 2)
     assert padded["labels"].shape == (2, 8) and (padded["labels"][:, 3:] == -100).all()
+    # The per-base track (bytes of int8 [bases, 4]) pads with -100 to the batch's longest window.
+    tracks = [np.arange(28, dtype=np.int8).reshape(7, 4) % 6, np.ones((4, 4), dtype=np.int8)]
+    with_track = GffMoeCollator(pad_token_id=3)(
+        [{**f, "track": t.tobytes()} for f, t in zip(features, tracks, strict=True)]
+    )
+    assert with_track["track_labels"].shape == (2, 7, 4) and with_track["track_labels"].dtype == torch.long
+    assert with_track["track_labels"][0].tolist() == tracks[0].tolist()
+    assert (with_track["track_labels"][1, 4:] == -100).all() and (
+        with_track["track_labels"][1, :4] == 1
+    ).all()
 
 
 def test_prepared_labels_decode_back_to_the_stored_genes(tmp_path, tiny_checkpoint):
@@ -79,6 +98,7 @@ def test_prepared_labels_decode_back_to_the_stored_genes(tmp_path, tiny_checkpoi
             "attention_mask",
             "token_offsets",
             "labels",
+            "track",
             "length",
             "target_truncated",
         }
@@ -86,6 +106,8 @@ def test_prepared_labels_decode_back_to_the_stored_genes(tmp_path, tiny_checkpoi
             scheme = coordinate_scheme(scheme_name, row["token_offsets"], len(tokenizer))
             decoded = decode_ids(row["labels"], tokenizer, scheme)
             assert not decoded.errors and decoded.genes == text_to_genes(window["target"]).genes
+            track = np.frombuffer(row["track"], dtype=np.int8).reshape(-1, 4)  # the same genes, per base
+            np.testing.assert_array_equal(track, gene_track(decoded.genes, len(window["sequence"])))
             assert row["length"] == len(row["input_ids"]) + len(row["labels"])
             assert any(i >= len(tokenizer) for i in row["labels"]) == (scheme_name == "pointer")
 
@@ -231,6 +253,29 @@ def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_
     assert front_matter["datasets"] and "gene_exact_f1" in front_matter["metrics"]
     card_metrics = {m["type"]: m["value"] for m in front_matter["model-index"][0]["results"][0]["metrics"]}
     assert card_metrics["gene_exact_f1"] == pytest.approx(eval_logs[-1]["eval_gene_exact_f1"], abs=1e-4)
+
+
+def test_track_head_trains_logs_its_loss_and_is_scored_per_class(tmp_path, tiny_checkpoint):
+    torch.set_num_threads(1)
+    model_dir = make_model(tmp_path / "model", tiny_checkpoint.parent / "tokenizer", track_loss_weight=1.0)
+    dataset = write_orf_dataset(tmp_path / "data", n_train=8, n_validation=2, length=400)
+    out = tmp_path / "run"
+    argv = _train_args(model_dir, dataset, out, "--max_steps", "3", "--save_strategy", "no",
+                       "--eval_strategy", "steps", "--eval_steps", "3", "--generation_max_length", "12")  # fmt: skip
+    assert train.main(argv) == 0
+    state = json.loads((out / "trainer_state.json").read_text())
+    train_logs = [log for log in state["log_history"] if "loss" in log]
+    assert train_logs and all(log["track/loss"] > 0 for log in train_logs)
+    eval_log = next(log for log in state["log_history"] if "eval_record_f1" in log)
+    for name in ("cds0", "cds1", "cds2", "start_codon", "stop_codon"):
+        assert (
+            0 <= eval_log[f"eval_track_{name}_precision"] <= 1
+            and 0 <= eval_log[f"eval_track_{name}_recall"] <= 1
+        )
+    assert "eval_track_intergenic_precision" not in eval_log  # the background class is not scored
+    from safetensors.torch import load_file
+
+    assert any(key.startswith("track_head.") for key in load_file(out / "model.safetensors"))
 
 
 def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, tiny_checkpoint):

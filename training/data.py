@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
@@ -19,6 +20,7 @@ from genome_io.errors import InputError
 from tokenization.codec import text_to_genes
 from tokenization.coordinates import NumberCoordinates, PointerCoordinates
 from tokenization.tokenizer import encode_source, target_ids
+from tokenization.track import TRACK_COLUMNS, gene_track
 
 MODEL_COLUMNS = ("input_ids", "attention_mask", "token_offsets", "labels")
 LENGTH_COLUMN = "length"
@@ -113,6 +115,8 @@ def tokenize_window(
         "attention_mask": source["attention_mask"],
         "token_offsets": source["token_offsets"],
         "labels": labels,
+        # The per-base target of the same genes, int8 [covered, 4] as bytes (a quarter of a list's size).
+        "track": gene_track(genes, covered).tobytes(),
         LENGTH_COLUMN: len(source["input_ids"]) + len(labels),
         "target_truncated": truncated,
     }
@@ -147,7 +151,8 @@ class GffMoeCollator:
     """Right-pads a list of tokenized windows into a batch.
 
     input_ids with the tokenizer's pad id, attention_mask with 0, token_offsets with the empty span (0, 0)
-    that special tokens have, labels with -100 (ignored by the loss). Other columns are ignored.
+    that special tokens have, labels with -100 (ignored by the loss), and the per-base `track` (bytes, see
+    `tokenize_window`) into `track_labels` [batch, bases, 4] with -100. Other columns are ignored.
     """
 
     pad_token_id: int
@@ -162,6 +167,12 @@ class GffMoeCollator:
         }
         if "labels" in features[0]:
             batch["labels"] = self._pad([f["labels"] for f in features], self.label_pad_token_id)
+        if "track" in features[0]:
+            width = len(TRACK_COLUMNS)
+            tracks = [
+                np.frombuffer(f["track"], dtype=np.int8).reshape(-1, width).astype(np.int64) for f in features
+            ]
+            batch["track_labels"] = self._pad(tracks, self.label_pad_token_id)
         return batch
 
     def _pad(self, rows: list, value: int) -> torch.Tensor:

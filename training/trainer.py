@@ -1,8 +1,10 @@
 """Seq2SeqTrainer with GFF-MoE's training signals in the Trainer's own logs.
 
 Each logged training step also carries, averaged since the previous log and over all processes:
-the padding fraction of source and target, and the router statistics the model returns
-(aux loss, z-loss, router entropy, expert load per decoder layer). Everything goes through
+the padding fraction of source and target, the router statistics the model returns
+(aux loss, z-loss, router entropy, expert load per decoder layer) and, with a track head, the per-base
+track loss (`track/loss`). Evaluation adds the track head's per-class precision and recall
+(`eval_track_CLASS_precision` / `_recall`, both strands pooled). Everything goes through
 `Trainer.log`, so every `report_to` integration (tensorboard, wandb, ...) sees it.
 """
 
@@ -13,6 +15,8 @@ from collections import defaultdict
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import Seq2SeqTrainer
+
+from tokenization.track import BOUNDARY, REGION
 
 from .data import padding_fraction
 
@@ -48,15 +52,66 @@ class GffMoeTrainer(Seq2SeqTrainer):
         # for gradient accumulation itself and not multiply it by the number of processes.
         self.model_accepts_loss_kwargs = False
         self._tallies: dict[str, list[float]] = defaultdict(list)
+        self._track_confusion: dict[str, torch.Tensor] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
         if model.training:
-            for name, value in {**padding_fraction(inputs), **router_logs(outputs)}.items():
+            logs = {**padding_fraction(inputs), **router_logs(outputs)}
+            if outputs.track_loss is not None:
+                logs["track/loss"] = outputs.track_loss.item()
+            for name, value in logs.items():
                 self._tallies[name].append(value)
         return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kwargs):
+        # generate() has no use for the per-base labels; the track head is scored on its own.
+        track_labels = inputs.pop("track_labels", None)
+        result = super().prediction_step(
+            model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **kwargs
+        )
+        unwrapped = self.accelerator.unwrap_model(model)
+        if track_labels is not None and hasattr(unwrapped, "track_head"):
+            self._count_track(unwrapped, inputs, track_labels)
+        return result
+
+    @torch.no_grad()
+    def _count_track(self, model, inputs, track_labels) -> None:
+        """Add one batch to the confusion matrices of the track's region and boundary classes."""
+        encoded = model.encoder(
+            inputs["input_ids"], inputs["attention_mask"], token_offsets=inputs["token_offsets"]
+        )
+        logits, row, position = model.track(
+            encoded.last_hidden_state, inputs["input_ids"], inputs["token_offsets"]
+        )
+        inside = position < track_labels.shape[1]
+        labels = track_labels[row[inside], position[inside]]
+        groups = logits[inside].split([len(REGION), len(BOUNDARY)] * 2, dim=-1)
+        for column, (kind, classes) in enumerate([("region", REGION), ("boundary", BOUNDARY)] * 2):
+            truth, predicted = labels[:, column], groups[column].argmax(-1)
+            keep = truth >= 0
+            pairs = truth[keep] * len(classes) + predicted[keep]
+            counts = torch.bincount(pairs, minlength=len(classes) ** 2).view(len(classes), len(classes))
+            self._track_confusion[kind] = self._track_confusion.get(kind, 0) + counts
+
+    def evaluation_loop(self, *args, metric_key_prefix: str = "eval", **kwargs):
+        self._track_confusion = {}
+        output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
+        for kind, classes in (("region", REGION), ("boundary", BOUNDARY)):
+            if kind not in self._track_confusion:
+                continue
+            confusion = self.accelerator.reduce(self._track_confusion[kind], reduction="sum").double()
+            hits = confusion.diagonal()
+            precision = hits / confusion.sum(0).clamp(min=1)
+            recall = hits / confusion.sum(1).clamp(min=1)
+            for i, name in enumerate(classes):
+                if name in ("intergenic", "none"):
+                    continue  # the background class: its scores say little
+                output.metrics[f"{metric_key_prefix}_track_{name}_precision"] = round(precision[i].item(), 4)
+                output.metrics[f"{metric_key_prefix}_track_{name}_recall"] = round(recall[i].item(), 4)
+        return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Training logs (they carry "loss") are written on every rank at the same step, so the mean over
