@@ -421,6 +421,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--tiny", action="store_true", help="a tiny model and short windows (tests, smoke runs)"
     )
+    parser.add_argument(
+        "--track_loss_weight",
+        type=float,
+        default=0.0,
+        help="weight of the per-base gene-structure track loss (init_model.py's option; 0: no track head)",
+    )
+    parser.add_argument(
+        "--max_steps",
+        type=int,
+        help="train exactly this many steps (default: as many as --train_minutes allow); ablations compare "
+        "arms at equal steps, whatever else the machine is doing",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="show every command's full output")
     args = parser.parse_args(argv)
@@ -489,6 +501,8 @@ def demo(args: argparse.Namespace) -> dict:
                 *weights,
                 "--seed",
                 args.seed,
+                "--track_loss_weight",
+                args.track_loss_weight,
             ),
             show_last=1,
         )
@@ -502,7 +516,7 @@ def demo(args: argparse.Namespace) -> dict:
         )
         if processes == 2:
             step_s *= DDP_STEP_OVERHEAD
-        max_steps = max(2, int(args.train_minutes * 60 / step_s))
+        max_steps = args.max_steps or max(2, int(args.train_minutes * 60 / step_s))
         print(f"      one step should take {step_s:.2f} s here: --max_steps {max_steps}")
         model_dir = out / "model"
         train_args = [
@@ -511,8 +525,9 @@ def demo(args: argparse.Namespace) -> dict:
             "--learning_rate", LEARNING_RATE, "--warmup_steps", "0.05", "--weight_decay", "0.01",
             "--logging_steps", max(1, max_steps // 20), "--save_strategy", "no", "--report_to", "none",
             "--seed", args.seed, "--disable_tqdm", "true", "--use_cpu", "true", "--dataloader_num_workers", 0,
-            "--max_train_seconds", round(args.train_minutes * 60),  # the step estimate is rough: cap the time
         ]  # fmt: skip
+        if not args.max_steps:  # the step estimate is rough: cap the time
+            train_args += ["--max_train_seconds", round(args.train_minutes * 60)]
         stages.run("train", train_command(args.launcher, train_args))
         trained = json.loads((model_dir / "train_results.json").read_text())
         print(
