@@ -24,9 +24,9 @@ import torch
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from safetensors import SafetensorError
 
-from annotation.annotator import OVERLAP_FRACTION, TAXA, annotate_genome, read_hints
+from annotation.annotator import OVERLAP_FRACTION, TAXA, TRACK_WEIGHT, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
-from genome_io.cli import check_model_source, device, non_negative_int, positive_int, run
+from genome_io.cli import check_model_source, device, non_negative_float, non_negative_int, positive_int, run
 from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
@@ -165,6 +165,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="bp of a snapped gene, stop included",
     )
     parser.add_argument(
+        "--track_weight",
+        type=non_negative_float,
+        default=TRACK_WEIGHT,
+        help="weight of the model's per-base gene-structure track in a coding gene's coordinates: each ORF "
+        "the decoder may point to scores the track's mean log-probability of its codon positions plus those "
+        f"of its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
+    )
+    parser.add_argument(
         "--both_strands",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -223,6 +231,7 @@ def main(argv=None) -> int:
             genetic_code=args.genetic_code,
             coding_genes=args.coding_genes,
             min_coding_length=args.min_coding_length,
+            track_weight=args.track_weight,
             both_strands=args.both_strands,
             window_size=args.window_size,
             overlap=args.overlap,

@@ -37,6 +37,7 @@ HUB_CODE_FILES = (
     "tokenization/coordinates.py",
     "tokenization/features.py",
     "tokenization/tokenizer.py",
+    "tokenization/track.py",
 )
 # What `Pipeline.save_pretrained` writes for a pipeline registered with
 # `PIPELINE_REGISTRY.register_pipeline(TASK, GffAnnotationPipeline, pt_model=AutoModelForSeq2SeqLM, type="text")`.

@@ -44,6 +44,7 @@ FORWARD_PARAMETERS = (
     "constraints",
     "coding_genes",
     "min_coding_length",
+    "track_weight",
     "both_strands",
     "max_new_tokens",
     "progress",

@@ -49,6 +49,7 @@ try:  # flat in a saved model directory
     from .gff3_writer import unescape_seqid
     from .taxa import TAXA
     from .tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
+    from .track import BOUNDARY, REGION, TRACK_COLUMNS
 except ImportError:  # the repository checkout
     from dataset_builder.taxa import TAXA
     from genome_io.errors import InputError
@@ -60,10 +61,14 @@ except ImportError:  # the repository checkout
     from tokenization.coordinates import NumberCoordinates, PointerCoordinates
     from tokenization.features import Gene
     from tokenization.tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
+    from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
 
 GENETIC_CODES = {"prokaryotes": 11}  # every other taxon: the standard code 1
 OVERLAP_FRACTION = 0.2  # of the window: genes shorter than this are always seen whole by some window
 TOKENS_PER_KB = 40  # generation budget: ~5 prokaryote genes/kb would be 40 tokens (real density ~1/kb)
+# Weight of the track's ORF evidence on a coding gene's coordinates (a model with a track head; 0: none).
+TRACK_WEIGHT = 1.0
+TRACK_WIDTHS = [len(REGION), len(BOUNDARY)] * (len(TRACK_COLUMNS) // 2)  # logits per track column
 
 
 @dataclass
@@ -125,8 +130,11 @@ class WindowAnnotator:
         coding_genes: bool = False,
         min_coding_length: int = MIN_CODING_LENGTH,
         both_strands: bool = True,
+        track_weight: float = 0.0,
     ):
         self.model, self.tokenizer = model.eval(), tokenizer
+        # Track-guided coordinates need a model with a track head (an older one is decoded as before).
+        self.track_weight = track_weight if hasattr(model, "track_head") else 0.0
         self.both_strands = both_strands
         self.vocab = GrammarVocab.from_tokenizer(tokenizer)
         self.code = GeneticCode(genetic_code)
@@ -174,7 +182,16 @@ class WindowAnnotator:
         def padded(key, value):
             return torch.tensor([s[key] + [value] * (length - len(s[key])) for s in sources], device=device)
 
-        token_offsets = padded("token_offsets", (0, 0))
+        inputs = {
+            "input_ids": padded("input_ids", self.tokenizer.pad_token_id),
+            "attention_mask": padded("attention_mask", 0),
+            "token_offsets": padded("token_offsets", (0, 0)),
+        }
+        token_offsets = inputs["token_offsets"]
+        track = None
+        if self.constraints and self.track_weight:  # one encoder pass serves the track and generate
+            inputs["encoder_outputs"] = self.model.get_encoder()(**inputs)
+            track = self.track_log_probs(inputs["encoder_outputs"].last_hidden_state, inputs)
         processors = []
         if self.constraints:
             processors.append(
@@ -185,13 +202,13 @@ class WindowAnnotator:
                     self.code,
                     self.coding_genes,
                     self.min_coding_length,
+                    track,
+                    self.track_weight,
                 )
             )
         budget = self.max_new_tokens or max(64, TOKENS_PER_KB * max(len(w.sequence) for w in windows) // 1000)
         out = self.model.generate(
-            input_ids=padded("input_ids", self.tokenizer.pad_token_id),
-            attention_mask=padded("attention_mask", 0),
-            token_offsets=token_offsets,
+            **inputs,
             logits_processor=processors,
             num_beams=self.num_beams,
             do_sample=False,
@@ -217,6 +234,12 @@ class WindowAnnotator:
             scores.append(window_scores)
             errors += window_errors
         return genes, scores, errors
+
+    def track_log_probs(self, encoder_states: torch.Tensor, inputs: dict) -> list:
+        """Per window, the track head's log-probabilities [bases, 26] (each track column normalised alone)."""
+        logits = self.model.track_logits(encoder_states, inputs["input_ids"], inputs["token_offsets"]).float()
+        log_probs = torch.cat([part.log_softmax(-1) for part in logits.split(TRACK_WIDTHS, dim=-1)], dim=-1)
+        return list(log_probs.cpu().numpy())
 
     def _records(self, ids: list[int], log_probs: list[float], offset: int, scheme):
         """Decode each gene record on its own, so that each gets the mean log-probability of its tokens.
@@ -355,6 +378,7 @@ def annotate_records(
     max_new_tokens: int | None = None,
     progress: bool = True,
     hints: dict[str, list[Gene]] | None = None,
+    track_weight: float = TRACK_WEIGHT,
 ) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
     """Annotate (seqid, sequence) records: (genes per seqid, 1-based; sequence lengths; statistics).
 
@@ -365,7 +389,8 @@ def annotate_records(
     `coding_genes` (default: on for prokaryotes, whose genes are single ORFs) snaps the spans of `<gene>`
     records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`). `both_strands`
     also reads each window's reverse complement and merges the two reads (`WindowAnnotator`; twice the
-    decoding).
+    decoding). `track_weight` weighs the model's per-base track (a model with a track head) in a coding
+    gene's coordinates (`constraints.TrackEvidence`).
     """
     if taxon not in TAXA:
         raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
@@ -383,6 +408,7 @@ def annotate_records(
         coding_genes=coding_genes,
         min_coding_length=min_coding_length,
         both_strands=both_strands,
+        track_weight=track_weight,
     )
     stats = AnnotationStats()
     hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None

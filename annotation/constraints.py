@@ -65,6 +65,7 @@ try:  # flat in a saved model directory (hub_code.py)
     )
     from .coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
     from .fasta import normalise_dna
+    from .track import BOUNDARY, REGION, TRACK_COLUMNS
 except ImportError:  # the repository checkout
     from genome_io.fasta import normalise_dna
     from tokenization.codec import (
@@ -85,6 +86,7 @@ except ImportError:  # the repository checkout
         type_token,
     )
     from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
+    from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
 
 # Start codons used when none are given: the common ones of the table (Prodigal's for code 11).
 DEFAULT_START_CODONS = {11: ("ATG", "GTG", "TTG"), 4: ("ATG", "GTG", "TTG")}
@@ -362,6 +364,51 @@ class CoordinateTokens:
         return int(s), int(min(e, self.length))
 
 
+class TrackEvidence:
+    """What the model's per-base track says of one window's open reading frames.
+
+    `log_probs` [length, 26]: the track head's log-probabilities, each of `TRACK_COLUMNS` (region and boundary
+    of the + strand, then of the - strand) normalised on its own. An ORF's evidence is the mean
+    log-probability of its bases' codon positions on its strand, plus those of its start and stop codons
+    (a codon cut by the window edge adds nothing).
+    """
+
+    def __init__(self, log_probs: np.ndarray):
+        self.log_probs, self.length = log_probs, len(log_probs)
+        widths = [len(REGION), len(BOUNDARY)] * (len(TRACK_COLUMNS) // 2)
+        self.columns = np.cumsum([0, *widths[:-1]])  # first logit of each track column
+        # Prefix sums of the codon-position log-probability, per strand and frame (the base where codon
+        # position 0 falls, mod 3; counted from the 5' end, which is the right end on the - strand).
+        bases = np.arange(self.length)
+        self._coding = {}
+        for k, strand in enumerate("+-"):
+            region = log_probs[:, self.columns[2 * k] :][:, : len(REGION)]
+            for frame in range(3):
+                position = (bases - frame) % 3 if strand == "+" else (frame - bases) % 3
+                per_base = region[bases, REGION.index("cds0") + position]
+                self._coding[k, frame] = np.concatenate([[0.0], np.cumsum(per_base)])
+
+    def orf_scores(self, orfs: np.ndarray) -> np.ndarray:
+        """Evidence of ORF rows (start, end, strand index), window coordinates."""
+        scores = np.zeros(len(orfs))
+        for k in (0, 1):
+            rows = orfs[:, 2] == k
+            start, end = orfs[rows, 0], orfs[rows, 1]
+            frame = start % 3 if k == 0 else end % 3
+            coding = np.empty(len(start))
+            for f in range(3):
+                on = frame == f
+                cumulative = self._coding[k, f]
+                coding[on] = (cumulative[end[on] + 1] - cumulative[start[on]]) / (end[on] - start[on] + 1)
+            boundary = self.log_probs[:, self.columns[2 * k + 1] :]
+            five, three = (start, end) if k == 0 else (end, start)
+            starts = boundary[five, BOUNDARY.index("start_codon")]
+            stops = boundary[three, BOUNDARY.index("stop_codon")]
+            at_edge = (five == 0) | (five == self.length - 1), (three == 0) | (three == self.length - 1)
+            scores[rows] = coding + np.where(at_edge[0], 0.0, starts) + np.where(at_edge[1], 0.0, stops)
+        return scores
+
+
 # ---------------------------------------------------------------- the grammar state machine
 
 
@@ -419,10 +466,12 @@ class Grammar:
         coordinates: CoordinateTokens,
         coding_genes: bool = False,
         min_coding_length: int = MIN_CODING_LENGTH,
+        evidence: TrackEvidence | None = None,
     ):
         self.vocab, self.tables, self.coords = vocab, tables, coordinates
         self.length = tables.length
         self.coding_genes, self.min_coding_length = coding_genes, min_coding_length
+        self.evidence = evidence
         self._spans_cache: dict[tuple, CodingSpans] = {}
 
     # -------------------------------------------------------- allowed tokens
@@ -433,6 +482,30 @@ class Grammar:
         if ids is None or state.transcript is None or state.slot not in ("body", "coord"):
             return ids
         return self._without_repeats(state, ids)
+
+    def evidence_bias(self, state: State, ids: np.ndarray) -> np.ndarray | None:
+        """The track's evidence for each allowed coordinate token of a coding gene's span (None elsewhere):
+        the best ORF a first token's bases can start (or end), or the ORF the base a second token names
+        starts (or ends)."""
+        if self.evidence is None or state.slot != "coord" or state.purpose not in ("gene_start", "gene_end"):
+            return None
+        if not state.gene.coding:
+            return None
+        orfs = self._gene_orfs(state)
+        if state.purpose == "gene_end":
+            orfs = orfs[orfs[:, 0] == state.gene.start]
+        per_base = np.full(self.length, -np.inf)
+        np.maximum.at(
+            per_base, orfs[:, 0 if state.purpose == "gene_start" else 1], self.evidence.orf_scores(orfs)
+        )
+        if state.first < 0:
+            values = [per_base[slice(*self.coords._range(i))].max(initial=-np.inf) for i in ids.tolist()]
+        else:
+            values = [
+                per_base[v] if (v := self.coords.value(state.first, i)) is not None else -np.inf for i in ids
+            ]
+        values = np.asarray(values)
+        return np.where(np.isfinite(values), values, 0.0)
 
     def _grammar_allowed(self, state: State) -> np.ndarray | None:
         v = self.vocab
@@ -750,8 +823,9 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
     of item b are rows b * group .. (b + 1) * group - 1, as `generate` lays them out).
     """
 
-    def __init__(self, grammars: Sequence[Grammar]):
+    def __init__(self, grammars: Sequence[Grammar], evidence_weight: float = 0.0):
         self.grammars = list(grammars)
+        self.evidence_weight = evidence_weight
         self._states: dict[tuple[int, tuple[int, ...]], State] = {}
 
     @classmethod
@@ -763,17 +837,22 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
         code: GeneticCode | None = None,
         coding_genes: bool = False,
         min_coding_length: int = MIN_CODING_LENGTH,
+        track: Sequence[np.ndarray] | None = None,
+        track_weight: float = 0.0,
     ) -> BiologyConstrainedLogitsProcessor:
         """Constraints for a batch of windows; `token_offsets` (per window) selects pointer coordinates,
-        `coding_genes` snaps the spans of coding-capable genes to ORFs (see the module docstring)."""
+        `coding_genes` snaps the spans of coding-capable genes to ORFs (see the module docstring). `track`
+        (per window, the track head's log-probabilities) adds `track_weight` x the ORF evidence
+        (`TrackEvidence`) to the scores of a coding gene's coordinate tokens."""
         code = code or GeneticCode(11)
         grammars = []
         for i, dna in enumerate(sequences):
             offsets = None if token_offsets is None else np.asarray(token_offsets[i]).reshape(-1, 2)
             coordinates = CoordinateTokens(vocab, offsets, len(dna))
             tables = WindowTables(dna, code, coordinates.addressable())
-            grammars.append(Grammar(vocab, tables, coordinates, coding_genes, min_coding_length))
-        return cls(grammars)
+            evidence = TrackEvidence(track[i][: len(dna)]) if track is not None and track_weight else None
+            grammars.append(Grammar(vocab, tables, coordinates, coding_genes, min_coding_length, evidence))
+        return cls(grammars, track_weight)
 
     def state(self, item: int, prefix: Sequence[int]) -> State:
         """The grammar state after `prefix`, advanced from the parent prefix's state when it is known."""
@@ -789,6 +868,7 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         group = input_ids.shape[0] // len(self.grammars)
         banned = np.ones(tuple(scores.shape), bool)
+        bias = np.zeros(tuple(scores.shape), np.float32) if self.evidence_weight else None
         states = {}
         for row, prefix in enumerate(input_ids.tolist()):
             item = row // group
@@ -801,5 +881,11 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
                 continue
             allowed = allowed[allowed < scores.shape[1]]
             banned[row, allowed if len(allowed) else [self.grammars[item].vocab.eos]] = False
+            if bias is not None:
+                evidence = self.grammars[item].evidence_bias(states[key], allowed)
+                if evidence is not None:
+                    bias[row, allowed] = self.evidence_weight * evidence
         self._states = states
+        if bias is not None:
+            scores = scores + torch.from_numpy(bias).to(scores.device, scores.dtype)
         return scores.masked_fill(torch.from_numpy(banned).to(scores.device), -float("inf"))

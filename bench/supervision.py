@@ -39,7 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    arms = {"decoder loss only": 0.0, f"+ track loss (weight {args.track_loss_weight:g})": args.track_loss_weight}
+    arms = {
+        "decoder loss only": 0.0,
+        f"+ track loss (weight {args.track_loss_weight:g})": args.track_loss_weight,
+    }
     rows = {}
     for i, (arm, weight) in enumerate(arms.items()):
         demo_args = ["--out_dir", str(args.out_dir / f"arm{i}"), "--max_steps", str(args.max_steps)]

@@ -153,6 +153,57 @@ def test_annotate_cli_writes_valid_gff3_with_possible_genes(tiny_model_dir, smal
                 check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
 
 
+def test_track_weight_guides_the_coordinates_of_a_model_with_a_track_head(
+    tmp_path, gff_tokenizer, small_fasta
+):
+    import init_model
+    from annotation.constraints import TrackEvidence
+
+    gff_tokenizer.save_pretrained(tmp_path / "tokenizer")
+    size = [
+        "--hidden_size",
+        "32",
+        "--num_hidden_layers",
+        "1",
+        "--num_attention_heads",
+        "2",
+        "--intermediate_size",
+    ]
+    size += ["64", "--decoder_layers", "1", "--num_experts", "2", "--use_moe", "--track_loss_weight", "1"]
+    model = tmp_path / "model"
+    assert init_model.main(["--save_dir", str(model), "--tokenizer", str(tmp_path / "tokenizer"), *size]) == 0
+    fasta, contigs = small_fasta
+    argv = [
+        "--model",
+        str(model),
+        "--fasta",
+        str(fasta),
+        "--quiet",
+        "--window_size",
+        "600",
+        "--overlap",
+        "150",
+    ]
+    argv += ["--max_new_tokens", "24", "--min_coding_length", "60"]
+    scored = []
+    with patch.object(
+        TrackEvidence, "orf_scores", autospec=True, side_effect=TrackEvidence.orf_scores
+    ) as spy:
+        for weight in ("0", "5"):
+            out = tmp_path / f"pred{weight}.gff3"
+            assert annotate.main([*argv, "--out", str(out), "--track_weight", weight]) == 0
+            scored.append(spy.call_count)
+            if shutil.which("gt"):
+                check = subprocess.run(["gt", "gff3validator", str(out)], capture_output=True, text=True)
+                assert check.returncode == 0, check.stderr
+            for seqid, genes in read_gff(
+                out, {k: len(v) for k, v in contigs.items()}, allow_empty=True
+            ).genes_by_seqid.items():
+                for gene in genes:
+                    check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
+    assert scored[0] == 0 and scored[1] > 0  # the evidence is read only when it weighs something
+
+
 def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small_fasta, tmp_path, capsys):
     fasta, contigs = small_fasta
     hints = write_text(

@@ -384,3 +384,40 @@ def test_a_slightly_wrong_gene_is_snapped_to_the_true_orf(strand):
     check_orf_span(genes[0], dna, 11, 30)
     free = decode(greedy(dna, wanted, coding_genes=False), NUMBERS).genes  # unsnapped: the wrong span
     assert [(g.start, g.end) for g in free] == [(start + 2, end + 4)] and not free[0].transcripts[0].cds
+
+
+def track_log_probs(length: int, plus_gene: tuple[int, int]) -> np.ndarray:
+    """Track head log-probabilities [length, 26] that call one + strand gene (start..end), all else intergenic."""
+    from tokenization.track import gene_track
+
+    start, end = plus_gene
+    labels = gene_track([coding_gene(start, end)], length)
+    probs = np.full((length, 26), 0.01)
+    for column, first in enumerate((0, 6, 13, 19)):
+        probs[np.arange(length), first + labels[:, column]] = 0.9
+    return np.log(probs)
+
+
+def coding_gene(start: int, end: int):
+    from tokenization.features import DIRECT, Gene, Transcript
+
+    return Gene(start, end, "+", transcripts=(Transcript(DIRECT, ((start, end),), (start, end)),))
+
+
+def test_the_track_moves_a_start_codon_choice_the_decoder_gets_wrong():
+    # One stop, two in-frame start codons: ATG at 10 (the gene) and ATG at 31 (inside it).
+    dna = "C" * 10 + "ATG" + "GCT" * 6 + "ATG" + "GCT" * 8 + "TAA" + "C" * 10
+    start, inner, end = 10, 31, 10 + 3 + 18 + 3 + 24 + 3 - 1
+    ids = [token_id(t) for t in ["<bos>", "[ATT]", "<gene>", "<n0>"]]
+    scores = torch.zeros(1, len(VOCAB))
+    scores[0, VOCAB[f"<n{inner}>"]] = 1.0  # the decoder prefers the inner start
+    picks = {}
+    for weight in (0.0, 1.0):
+        processor = BiologyConstrainedLogitsProcessor.for_windows(
+            GRAMMAR_VOCAB, [dna], None, GeneticCode(11), coding_genes=True, min_coding_length=30,
+            track=[track_log_probs(len(dna), (start, end))], track_weight=weight,
+        )  # fmt: skip
+        allowed = processor.grammars[0].allowed(processor.state(0, ids))
+        assert {VOCAB[f"<n{start}>"], VOCAB[f"<n{inner}>"]} <= set(allowed.tolist())
+        picks[weight] = token_name(int(processor(torch.tensor([ids]), scores.clone()).argmax()))
+    assert picks == {0.0: f"<n{inner}>", 1.0: f"<n{start}>"}
