@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 
 from annotation.annotator import OVERLAP_FRACTION, TAXA, TRACK_WEIGHT, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
+from genome_io.bedgraph import write_bedgraph
 from genome_io.cli import check_model_source, device, non_negative_float, non_negative_int, positive_int, run
 from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
@@ -179,6 +180,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="read every window twice, as given and as its reverse complement (where its - genes are + "
         "genes), and merge the two reads, one copy per locus (default; twice the decoding time)",
     )
+    parser.add_argument(
+        "--track",
+        type=Path,
+        help="also write the per-base coding probability of each strand, from the model's track head, as "
+        "bedGraph (two track sections: + and - strand; .gz compresses)",
+    )
     parser.add_argument("--window_size", type=positive_int, help="bp per window (default: the taxon's limit)")
     parser.add_argument(
         "--overlap",
@@ -209,9 +216,10 @@ def main(argv=None) -> int:
         transformers_logging.disable_progress_bar()
     try:
         model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
-        check_writable(args.out, [args.fasta, *filter(None, [args.hints]), *model_files])
-        if args.out.exists():
-            print(f"note: {args.out} exists and will be replaced", file=sys.stderr)
+        for output in filter(None, [args.out, args.track]):
+            check_writable(output, [args.fasta, *filter(None, [args.hints]), *model_files])
+            if output.exists():
+                print(f"note: {output} exists and will be replaced", file=sys.stderr)
         # Validates the whole FASTA up front.
         lengths = {seqid: len(sequence) for seqid, sequence in read_fasta(args.fasta)}
         hints = None
@@ -220,6 +228,10 @@ def main(argv=None) -> int:
             hints = hint_file.genes_by_seqid
             print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
         model, tokenizer = load_model(args.model, args.device, args.trust_remote_code)
+        if args.track and not hasattr(model, "track_head"):
+            raise InputError(
+                args.model, None, "has no track head (trained without --track_loss_weight): no --track"
+            )
         genes, lengths, stats = annotate_genome(
             model,
             tokenizer,
@@ -238,13 +250,18 @@ def main(argv=None) -> int:
             max_new_tokens=args.max_new_tokens,
             progress=not args.quiet,
             hints=hints,
+            coding_track=args.track is not None,
         )
         write_gff3(genes, lengths, args.out, scores=stats.scores)
+        if args.track:
+            write_bedgraph(
+                args.track, stats.coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"]
+            )
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(stats.summary(genes))
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
     return 0
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from os import PathLike
 
+import numpy as np
 import torch
 from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
@@ -84,6 +85,7 @@ class AnnotationStats:
     scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
     unreadable_hints: Counter = field(default_factory=Counter)  # reason -> hint genes left out
     empty_sequences: list[str] = field(default_factory=list)  # records without bases: nothing to annotate
+    coding: dict[str, np.ndarray] = field(default_factory=dict)  # per seqid, with `coding_track` (see there)
 
     @property
     def bp_per_second(self) -> float:
@@ -131,10 +133,15 @@ class WindowAnnotator:
         min_coding_length: int = MIN_CODING_LENGTH,
         both_strands: bool = True,
         track_weight: float = 0.0,
+        keep_coding: bool = False,
     ):
         self.model, self.tokenizer = model.eval(), tokenizer
         # Track-guided coordinates need a model with a track head (an older one is decoded as before).
         self.track_weight = track_weight if hasattr(model, "track_head") else 0.0
+        # `keep_coding`: after each call, `coding[i]` is window i's coding probability per base [bases, 2]
+        # (+ strand, - strand) from the track head.
+        self.keep_coding = keep_coding and hasattr(model, "track_head")
+        self.coding: list[np.ndarray] = []
         self.both_strands = both_strands
         self.vocab = GrammarVocab.from_tokenizer(tokenizer)
         self.code = GeneticCode(genetic_code)
@@ -153,6 +160,7 @@ class WindowAnnotator:
         hints = hints or [None] * len(windows)
         if not self.both_strands:
             return self._generate(windows, hints)
+        # (the reverse-complement reads' tracks are dropped below: the forward read's covers both strands)
         flipped = [
             replace(
                 w, sequence=reverse_complement(w.sequence), open_left=w.open_right, open_right=w.open_left
@@ -167,6 +175,7 @@ class WindowAnnotator:
         for i, window in enumerate(windows):
             mirrored = [g.mirror(len(window.sequence)) for g in genes[n + i]]
             genes[i], scores[i] = merge_reads(genes[i], scores[i], mirrored, scores[n + i])
+        self.coding = self.coding[:n]
         return genes[:n], scores[:n], errors
 
     def _generate(
@@ -189,9 +198,13 @@ class WindowAnnotator:
         }
         token_offsets = inputs["token_offsets"]
         track = None
-        if self.constraints and self.track_weight:  # one encoder pass serves the track and generate
+        if (self.constraints and self.track_weight) or self.keep_coding:  # one encoder pass for both
             inputs["encoder_outputs"] = self.model.get_encoder()(**inputs)
             track = self.track_log_probs(inputs["encoder_outputs"].last_hidden_state, inputs)
+        if self.keep_coding:
+            self.coding = [
+                coding_probability(t[: len(w.sequence)]) for t, w in zip(track, windows, strict=True)
+            ]
         processors = []
         if self.constraints:
             processors.append(
@@ -269,6 +282,13 @@ class WindowAnnotator:
                 genes.append(gene)
                 scores.append(sum(finite) / len(finite) if finite else 0.0)
         return genes, scores, errors
+
+
+def coding_probability(log_probs: np.ndarray) -> np.ndarray:
+    """Per base, the track's probability of CDS (any codon position) on the + and the - strand [bases, 2]."""
+    columns = np.cumsum([0, *TRACK_WIDTHS[:-1]])
+    cds = [REGION.index(name) for name in ("cds0", "cds1", "cds2")]
+    return np.stack([np.exp(log_probs[:, columns[2 * k] + cds]).sum(-1) for k in (0, 1)], axis=-1)
 
 
 def merge_reads(
@@ -379,6 +399,7 @@ def annotate_records(
     progress: bool = True,
     hints: dict[str, list[Gene]] | None = None,
     track_weight: float = TRACK_WEIGHT,
+    coding_track: bool = False,
 ) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
     """Annotate (seqid, sequence) records: (genes per seqid, 1-based; sequence lengths; statistics).
 
@@ -390,8 +411,12 @@ def annotate_records(
     records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`). `both_strands`
     also reads each window's reverse complement and merges the two reads (`WindowAnnotator`; twice the
     decoding). `track_weight` weighs the model's per-base track (a model with a track head) in a coding
-    gene's coordinates (`constraints.TrackEvidence`).
+    gene's coordinates (`constraints.TrackEvidence`). `coding_track` keeps its per-base coding probability
+    in `stats.coding[seqid]` ([length, 2]: + and - strand, the mean of the windows that read a base; NaN
+    where none did).
     """
+    if coding_track and not hasattr(model, "track_head"):
+        raise ValueError("the model has no track head (trained without --track_loss_weight): no coding track")
     if taxon not in TAXA:
         raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
     size = window_size or TAXA[taxon][0]
@@ -409,8 +434,11 @@ def annotate_records(
         min_coding_length=min_coding_length,
         both_strands=both_strands,
         track_weight=track_weight,
+        keep_coding=coding_track,
     )
     stats = AnnotationStats()
+    coding_sums: dict[str, np.ndarray] = {}
+    coding_counts: dict[str, np.ndarray] = {}
     hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None
     seq_lengths: dict[str, int] = {}
     windows: dict[str, list[Window]] = {}
@@ -427,6 +455,9 @@ def annotate_records(
             stats.covered_bases += covered_bases(windows[seqid])
             stats.gap_bases += gap_bases(sequence)
             predictions[seqid] = []
+            if coding_track:
+                coding_sums[seqid] = np.zeros((len(sequence), 2), np.float32)
+                coding_counts[seqid] = np.zeros((len(sequence), 1), np.float32)
             yield from enumerate(windows[seqid])
 
     bar = tqdm(desc="annotating", unit="bp", unit_scale=True, disable=not progress)
@@ -439,6 +470,10 @@ def annotate_records(
             predictions[window.seqid] += place(window, index, window_genes, window_scores)
             stats.windows += 1
             stats.bases += len(window.sequence)
+        if coding_track:
+            for window, coding in zip(batch_windows, annotator.coding, strict=True):
+                coding_sums[window.seqid][window.start : window.end] += coding
+                coding_counts[window.seqid][window.start : window.end] += 1
         bar.update(sum(len(w.sequence) for _, w in batch))
         bar.set_postfix(windows=stats.windows)
     bar.close()
@@ -448,5 +483,8 @@ def annotate_records(
         kept = stitch(predictions[seqid], windows[seqid], stats.stitch)
         genes_by_seqid[seqid] = [p.gene for p in kept]
         stats.scores[seqid] = [p.score for p in kept]
+    for seqid, sums in coding_sums.items():
+        with np.errstate(invalid="ignore"):  # 0 / 0: a base no window read
+            stats.coding[seqid] = sums / coding_counts[seqid]
     stats.seconds = time.perf_counter() - started
     return genes_by_seqid, seq_lengths, stats

@@ -1,17 +1,35 @@
-"""Numbered text lines of plain or gzip files, with every read failure turned into an InputError."""
+"""Numbered text lines of plain or gzip files, with every read failure turned into an InputError; text
+written atomically."""
 
 from __future__ import annotations
 
 import gzip
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 
 from .errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+def write_atomically(path: str | PathLike, lines: Iterable[str]) -> None:
+    """Write text lines to `path` (gzip if it ends in .gz) through a temporary file in the same folder that
+    replaces the target only once complete, so a failure or an interrupt leaves no partial output. An
+    unwritable path raises InputError naming it."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(temporary, "wt", encoding="utf-8") as fh:
+            fh.writelines(lines)
+        os.replace(temporary, path)
+    except OSError as err:
+        raise InputError(path, None, f"cannot write: {err.strerror or err}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def is_gzip(path: str | PathLike) -> bool:

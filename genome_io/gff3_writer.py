@@ -18,16 +18,13 @@ directly on the gene, as in NCBI prokaryote and SGD files; it gets no UTR lines.
 
 from __future__ import annotations
 
-import gzip
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from os import PathLike
-from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote
 
-from .errors import InputError
+from .files import write_atomically
 
 try:  # flat in a saved model directory (hub_code.py)
     from .features import DIRECT, Gene, Transcript
@@ -120,17 +117,7 @@ def write_gff3(
     if hasattr(path_or_stream, "write"):
         path_or_stream.writelines(lines)
         return
-    path = Path(path_or_stream)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(temporary, "wt", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        os.replace(temporary, path)
-    except OSError as err:
-        raise InputError(path, None, f"cannot write: {err.strerror or err}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(path_or_stream, lines)
 
 
 class _FeatureWriter:

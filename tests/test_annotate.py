@@ -203,6 +203,26 @@ def test_track_weight_guides_the_coordinates_of_a_model_with_a_track_head(
                     check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
     assert scored[0] == 0 and scored[1] > 0  # the evidence is read only when it weighs something
 
+    # The track as a person can look at it: coding probability per base and strand, as bedGraph.
+    track = tmp_path / "coding.bedgraph"
+    assert annotate.main([*argv, "--out", str(tmp_path / "p.gff3"), "--track", str(track)]) == 0
+    sections = track.read_text().split("track type=bedGraph")[1:]
+    assert [s.splitlines()[0] for s in sections] == [
+        ' name="GFF-MoE coding probability +"',
+        ' name="GFF-MoE coding probability -"',
+    ]
+    for section in sections:
+        rows = [line.split("\t") for line in section.splitlines()[1:]]
+        assert all(0 <= float(value) <= 1 for _, _, _, value in rows)
+        for (
+            seqid,
+            sequence,
+        ) in contigs.items():  # every base of a window exactly once; the N run is no window's
+            spans = [(int(a), int(b)) for name, a, b, _ in rows if name == seqid]
+            covered = {base for a, b in spans for base in range(a, b)}
+            assert sum(b - a for a, b in spans) == len(covered)
+            assert covered == {i for i in range(len(sequence)) if sequence[i] != "N"}
+
 
 def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small_fasta, tmp_path, capsys):
     fasta, contigs = small_fasta
