@@ -75,10 +75,6 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
                 None,
                 f"its code ({', '.join(foreign)}) is not this GFF-MoE's own: pass --trust_remote_code to run it",
             )
-        if not foreign:
-            print(
-                f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr
-            )
     else:
         check_model_source(name_or_path)
         foreign = ["the hub repository's"]
@@ -99,6 +95,8 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
         check_gff_vocabulary(tokenizer, name_or_path)
     except TokenizerError as err:
         raise InputError(name_or_path, None, str(err).removeprefix(f"{name_or_path}: ")) from None
+    if not foreign:
+        print(f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr)
     try:
         model = model_class.from_pretrained(name_or_path, **options)
     except LOAD_ERRORS as err:
