@@ -428,6 +428,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="weight of the per-base gene-structure track loss (init_model.py's option; 0: no track head)",
     )
     parser.add_argument(
+        "--track_weight",
+        type=float,
+        help="annotate.py's --track_weight: the track's weight in a coding gene's coordinates (a model with a "
+        "track head; default: annotate.py's)",
+    )
+    parser.add_argument(
         "--max_steps",
         type=int,
         help="train exactly this many steps (default: as many as --train_minutes allow); ablations compare "
@@ -546,6 +552,7 @@ def demo(args: argparse.Namespace) -> dict:
                 "--taxon", TAXON, "--window_size", size.window_bp, "--overlap", int(size.window_bp * OVERLAP_FRACTION), "--batch_size", 8,
                 "--device", "cpu", "--quiet",
                 "--min_coding_length", MIN_CODING_LENGTH, "--num_beams", NUM_BEAMS,
+                *(["--track_weight", args.track_weight] if args.track_weight is not None else []),
             ),
             show_last=2,
         )  # fmt: skip
@@ -601,6 +608,7 @@ def demo(args: argparse.Namespace) -> dict:
             "decoding": {
                 "min_coding_length": MIN_CODING_LENGTH,
                 "num_beams": NUM_BEAMS,
+                "track_weight": args.track_weight,
                 "overlap_bp": int(size.window_bp * OVERLAP_FRACTION),
             },
             "scores": {name: s.as_dict() for name, (s, _) in results.items()},

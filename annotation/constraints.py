@@ -486,7 +486,7 @@ class Grammar:
     def evidence_bias(self, state: State, ids: np.ndarray) -> np.ndarray | None:
         """The track's evidence for each allowed coordinate token of a coding gene's span (None elsewhere):
         the best ORF a first token's bases can start (or end), or the ORF the base a second token names
-        starts (or ends)."""
+        starts (or ends); 0 for the best token, negative for the others."""
         if self.evidence is None or state.slot != "coord" or state.purpose not in ("gene_start", "gene_end"):
             return None
         if not state.gene.coding:
@@ -505,7 +505,9 @@ class Grammar:
                 per_base[v] if (v := self.coords.value(state.first, i)) is not None else -np.inf for i in ids
             ]
         values = np.asarray(values)
-        return np.where(np.isfinite(values), values, 0.0)
+        if not np.isfinite(values).any():
+            return None
+        return np.where(np.isfinite(values), values - values[np.isfinite(values)].max(), 0.0)
 
     def _grammar_allowed(self, state: State) -> np.ndarray | None:
         v = self.vocab
@@ -868,7 +870,7 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         group = input_ids.shape[0] // len(self.grammars)
         banned = np.ones(tuple(scores.shape), bool)
-        bias = np.zeros(tuple(scores.shape), np.float32) if self.evidence_weight else None
+        guided = []  # (row, allowed ids, the track's evidence for each)
         states = {}
         for row, prefix in enumerate(input_ids.tolist()):
             item = row // group
@@ -881,11 +883,18 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
                 continue
             allowed = allowed[allowed < scores.shape[1]]
             banned[row, allowed if len(allowed) else [self.grammars[item].vocab.eos]] = False
-            if bias is not None:
-                evidence = self.grammars[item].evidence_bias(states[key], allowed)
-                if evidence is not None:
-                    bias[row, allowed] = self.evidence_weight * evidence
+            if (
+                self.evidence_weight
+                and (evidence := self.grammars[item].evidence_bias(states[key], allowed)) is not None
+            ):
+                guided.append((row, allowed, evidence))
         self._states = states
-        if bias is not None:
-            scores = scores + torch.from_numpy(bias).to(scores.device, scores.dtype)
-        return scores.masked_fill(torch.from_numpy(banned).to(scores.device), -float("inf"))
+        scores = scores.masked_fill(torch.from_numpy(banned).to(scores.device), -float("inf"))
+        for row, allowed, evidence in guided:
+            # The evidence re-weighs the coordinate choices but keeps their total probability, so a beam that
+            # writes a gene pays nothing for it next to one that stops.
+            ids = torch.from_numpy(allowed).to(scores.device)
+            before = scores[row, ids]
+            after = before + self.evidence_weight * torch.from_numpy(evidence).to(scores.device, scores.dtype)
+            scores[row, ids] = after - after.logsumexp(0) + before.logsumexp(0)
+        return scores
