@@ -369,8 +369,9 @@ class TrackEvidence:
 
     `log_probs` [length, 26]: the track head's log-probabilities, each of `TRACK_COLUMNS` (region and boundary
     of the + strand, then of the - strand) normalised on its own. An ORF's evidence is the mean
-    log-probability of its bases' codon positions on its strand, plus those of its start and stop codons
-    (a codon cut by the window edge adds nothing).
+    log-probability of its bases' codon positions on its strand, plus those of its start and stop codons. An
+    ORF cut by the window edge is read the same way (the track's value at the edge base): a free pass there
+    would favour cut genes, which stitching then drops for the copy a neighbouring window sees whole.
     """
 
     def __init__(self, log_probs: np.ndarray):
@@ -404,8 +405,7 @@ class TrackEvidence:
             five, three = (start, end) if k == 0 else (end, start)
             starts = boundary[five, BOUNDARY.index("start_codon")]
             stops = boundary[three, BOUNDARY.index("stop_codon")]
-            at_edge = (five == 0) | (five == self.length - 1), (three == 0) | (three == self.length - 1)
-            scores[rows] = coding + np.where(at_edge[0], 0.0, starts) + np.where(at_edge[1], 0.0, stops)
+            scores[rows] = coding + starts + stops
         return scores
 
 
