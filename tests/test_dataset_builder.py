@@ -189,7 +189,6 @@ def test_bake_tiny_genome_then_load_in_a_fresh_process(tiny_genome, tmp_path):
     assert sum(rows.values()) == 2 * sum(report.windows.values())  # every window twice (rc_augment)
     ds = _load(out, "prokaryotes", tmp_path / "cache2")
     _check_windows(ds, fasta, gff)
-    _check_tracks(ds)
     _assert_leak_free(ds)
     card = (out / "README.md").read_text()
     assert "config_name: prokaryotes" in card and "| tiny |" in card
