@@ -15,7 +15,7 @@ BENCHES = {
     ),
     "train_step.py": (
         TINY + ["--batch", "2", "--source", "48", "--target", "8"],
-        "GffMoe / SwitchTransformers:",
+        "GffMoe + track head / SwitchTransformers:",
     ),
     "generate.py": (TINY + ["--source", "32", "--new_tokens", "4"], "cache speed-up"),
     "long_window.py": (
