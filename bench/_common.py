@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's
 
 from configuration_gffmoe import GffMoeConfig  # noqa: E402
 from modeling_gffmoe import GffMoeForConditionalGeneration  # noqa: E402
+
+
+def machine() -> str:
+    """One line naming what a run measured on: ratios move between CPUs (kernels, caches), so every
+    benchmark prints it and README gives its figures as ranges over the machines measured."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    return f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} on {torch.get_num_threads()} thread(s)"
 
 
 def best_time(fn, repeats: int = 5, warmup: int = 2) -> float:

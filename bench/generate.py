@@ -9,7 +9,7 @@ Targets: cached >= 3x uncached; close to T5.
 import argparse
 
 import torch
-from _common import active_parameters, best_times, gffmoe
+from _common import active_parameters, best_times, gffmoe, machine
 from transformers import T5Config, T5ForConditionalGeneration
 
 
@@ -31,6 +31,7 @@ def main():
         parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(machine())
     torch.manual_seed(0)
     vocab = 4096
     source = torch.randint(5, vocab, (args.batch, args.source))

@@ -67,6 +67,10 @@ def main():
             subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         )
 
+    from _common import machine
+
+    torch.set_num_threads(args.threads)
+    print(machine())
     rows = [run(n, args.chunk) for n in args.lengths]
     first = rows[0]
     print(f"{'length':>8} {'chunk':>7} {'seconds':>8} {'peak MB':>8} {'MB per 1k tokens':>17}")

@@ -11,7 +11,7 @@ Target: ratio <= 1.5 at 8 and 32 experts.
 import argparse
 
 import torch
-from _common import best_times
+from _common import best_times, machine
 
 from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import GffMoeGegluMlp, GffMoeSparseMoeBlock
@@ -36,6 +36,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(machine())
     torch.manual_seed(0)
     tokens = torch.randn(args.tokens, args.hidden, requires_grad=True)
 

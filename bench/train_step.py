@@ -16,7 +16,7 @@ Target: GffMoe >= 1.2x SwitchTransformers tokens/s.
 import argparse
 
 import torch
-from _common import active_parameters, best_times, gffmoe
+from _common import active_parameters, best_times, gffmoe, machine
 from transformers import (
     SwitchTransformersConfig,
     SwitchTransformersForConditionalGeneration,
@@ -43,6 +43,7 @@ def main():
         parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(machine())
     torch.manual_seed(0)
     vocab, inner = 4096, 2 * args.hidden
     matched_d_ff = 3 * inner // 2

@@ -33,3 +33,4 @@ def test_model_benchmark_runs(bench):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert expected in done.stdout, done.stdout
+    assert done.stdout.startswith("machine: ") and "thread(s)" in done.stdout.splitlines()[0]
