@@ -26,6 +26,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -297,7 +298,14 @@ def python(*args) -> list[str]:
 def train_command(launcher: str, train_args: list[str]) -> list[str]:
     if launcher == "accelerate":
         config = ROOT / "accelerate_configs" / "cpu_ddp.yaml"
-        return python("-m", "accelerate.commands.launch", "--config_file", config, "train.py", *train_args)
+        # A port free now, not the config's fixed one: another launch on this machine (a second demo, a test
+        # suite) must not meet this one's rendezvous.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        return python(
+            "-m", "accelerate.commands.launch", "--config_file", config, "--main_process_port", port, "train.py", *train_args
+        )  # fmt: skip
     return python("train.py", *train_args)
 
 
