@@ -32,11 +32,13 @@ from genome_io.gff import read_gff
 from pipeline_gffmoe import FASTA_TEXT, read_fasta_input
 from scoring.__main__ import main as scoring_cli
 from tests.fixtures.genomes import random_dna, write_text
-from tests.fixtures.training import REPO, cli_env, make_model, make_tokenizer, write_orf_dataset
+from tests.fixtures.training import REPO, cli_env, tiny_checkpoint, write_orf_dataset
 from tokenization.__main__ import main as tokenization_cli
 from tokenization.tokenizer import encode_source, load_tokenizer
 from training.data import load_windows
 from training.synthetic import orf_window, write_windows
+
+__all__ = ["tiny_checkpoint"]  # a fixture used here
 
 ORF = "ATG" + "GCT" * 60 + "TAA"  # a 186-bp open reading frame
 
@@ -57,12 +59,10 @@ def one_error_line(capsys, code: int) -> str:
     return err[0]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A tiny random GFF-MoE and its tokenizer, written by init_model.py (do not write into it)."""
-    root = tmp_path_factory.mktemp("bad_input_model")
-    make_tokenizer(root / "tokenizer")
-    return make_model(root / "model", root / "tokenizer")
+@pytest.fixture
+def model_dir(tiny_checkpoint) -> Path:  # noqa: F811 (pytest passes the fixture by its name)
+    """The suite's tiny random GFF-MoE (tests.fixtures.training; do not write into it)."""
+    return tiny_checkpoint
 
 
 @pytest.fixture
