@@ -449,6 +449,14 @@ class GffMoeTrackHead(nn.Module):
         return logits, row, position
 
 
+def per_base(values: torch.Tensor, row: torch.LongTensor, position: torch.LongTensor, shape) -> torch.Tensor:
+    """Flat per-base rows laid out as [batch, bases, ...] (zeros where no base lies; bases past shape[1] dropped)."""
+    dense = values.new_zeros(*shape, *values.shape[1:])
+    inside = position < shape[1]
+    dense[row[inside], position[inside]] = values[inside]
+    return dense
+
+
 def track_loss(logits: torch.Tensor, labels: torch.LongTensor) -> torch.Tensor:
     """Mean cross-entropy over the track's columns; `labels` [n_bases, 4], -100 ignored."""
     groups = logits.float().split(TRACK_GROUPS, dim=-1)
@@ -782,11 +790,8 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
     ) -> torch.Tensor:
         """Per-base track logits [batch, window_bases, sum(TRACK_GROUPS)] (zeros past a window's end)."""
         logits, row, position = self.track(encoder_states, input_ids, token_offsets)
-        dense = logits.new_zeros(
-            input_ids.shape[0], int(position.max()) + 1 if len(position) else 0, logits.shape[-1]
-        )
-        dense[row, position] = logits
-        return dense
+        length = int(position.max()) + 1 if len(position) else 0
+        return per_base(logits, row, position, (input_ids.shape[0], length))
 
     def _shift_right(self, labels: torch.LongTensor) -> torch.LongTensor:
         shifted = labels.new_full(labels.shape, self.config.pad_token_id)
@@ -938,9 +943,7 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         inside = position < track_labels.shape[1]
         labels = track_labels.new_full((len(position), track_labels.shape[-1]), -100)
         labels[inside] = track_labels[row[inside], position[inside]].long()
-        dense = logits.new_zeros(*track_labels.shape[:2], logits.shape[-1])
-        dense[row[inside], position[inside]] = logits[inside]
-        return track_loss(logits, labels), dense
+        return track_loss(logits, labels), per_base(logits, row, position, track_labels.shape[:2])
 
     def _check_labels(self, labels: torch.LongTensor, source_length: int):
         limit = self.config.vocab_size + (source_length if self.uses_pointers else 0)

@@ -472,6 +472,7 @@ class Grammar:
         self.length = tables.length
         self.coding_genes, self.min_coding_length = coding_genes, min_coding_length
         self.evidence = evidence
+        self._orf_scores: np.ndarray | None = None
         self._spans_cache: dict[tuple, CodingSpans] = {}
 
     # -------------------------------------------------------- allowed tokens
@@ -491,13 +492,12 @@ class Grammar:
             return None
         if not state.gene.coding:
             return None
-        orfs = self._gene_orfs(state)
+        keep = self._gene_orf_mask(state)
+        orfs, scores = self.tables.orfs(self.min_coding_length)[keep], self._orf_evidence()[keep]
         if state.purpose == "gene_end":
-            orfs = orfs[orfs[:, 0] == state.gene.start]
+            orfs, scores = orfs[orfs[:, 0] == state.gene.start], scores[orfs[:, 0] == state.gene.start]
         per_base = np.full(self.length, -np.inf)
-        np.maximum.at(
-            per_base, orfs[:, 0 if state.purpose == "gene_start" else 1], self.evidence.orf_scores(orfs)
-        )
+        np.maximum.at(per_base, orfs[:, 0 if state.purpose == "gene_start" else 1], scores)
         if state.first < 0:
             values = [per_base[slice(*self.coords._range(i))].max(initial=-np.inf) for i in ids.tolist()]
         else:
@@ -774,13 +774,23 @@ class Grammar:
     def _gene_orfs(self, state: State) -> np.ndarray:
         """The ORF spans a coding gene may take here, as rows (start, end, strand index into STRANDS):
         addressable, in canonical order, and not a repeat of an alike previous gene."""
+        return self.tables.orfs(self.min_coding_length)[self._gene_orf_mask(state)]
+
+    def _gene_orf_mask(self, state: State) -> np.ndarray:
+        """Which rows of the window's ORF table `_gene_orfs` keeps."""
         orfs = self.tables.orfs(self.min_coding_length)
         start, end, strand = orfs[:, 0], orfs[:, 1], orfs[:, 2]
         (prev_start, prev_end), (prev_strand, prev_type) = state.prev, state.prev_kind
         keep = (start > prev_start) | ((start == prev_start) & (end >= prev_end))
         if prev_type == state.gene.type_id and prev_strand in "+-":
             keep &= ~((start == prev_start) & (end == prev_end) & (strand == STRANDS.index(prev_strand)))
-        return orfs[keep]
+        return keep
+
+    def _orf_evidence(self) -> np.ndarray:
+        """The track's evidence of every row of the window's ORF table, computed once per window."""
+        if self._orf_scores is None:
+            self._orf_scores = self.evidence.orf_scores(self.tables.orfs(self.min_coding_length))
+        return self._orf_scores
 
     def _is_orf(self, gene: _Gene, open_left: bool, open_right: bool) -> bool:
         """Whether the gene's span is one whole CDS, given which of its edges run off the window."""
