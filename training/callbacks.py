@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 
+import torch
+import torch.distributed as dist
 from transformers import TrainerCallback
 
 
 class TimeBudgetCallback(TrainerCallback):
     """Stops training after `budget_s` seconds of training (checked after each optimizer step; the last
-    step is saved and evaluated as the strategies say), and records the elapsed time of every step."""
+    step is saved and evaluated as the strategies say), and records the elapsed time of every step.
+
+    Under data parallelism every process takes the same decision, on the slowest clock (one max-reduce of a
+    scalar per step): a process that stopped alone would wait forever in a collective its peers never join."""
 
     def __init__(self, budget_s: float):
         self.budget_s = budget_s
@@ -21,6 +26,10 @@ class TimeBudgetCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         elapsed = time.perf_counter() - self.start
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            slowest = torch.tensor([elapsed], dtype=torch.float64, device=args.device)
+            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+            elapsed = slowest.item()
         self.elapsed_at_step[state.global_step] = elapsed
         if elapsed >= self.budget_s:
             control.should_training_stop = True
