@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 
 from gffutils.feature import feature_from_line
@@ -68,6 +68,11 @@ def is_gene_type(featuretype: str) -> bool:
     return featuretype in ("gene", "pseudogene") or featuretype.endswith("_gene")
 
 
+def is_noncoding_rna(featuretype: str) -> bool:
+    """tRNA, rRNA, ncRNA, snoRNA, lnc_RNA, ...: a transcript that codes for no protein."""
+    return featuretype.endswith("RNA") and featuretype != "mRNA"
+
+
 def _is_orphan_root(featuretype: str) -> bool:
     return featuretype in ORPHAN_ROOT_TYPES or featuretype.endswith("RNA")
 
@@ -84,6 +89,7 @@ class GffReport:
     dropped: Counter = field(default_factory=Counter)  # reason -> genes
     skipped_features: Counter = field(default_factory=Counter)  # reason -> lines not in any kept gene
     phases_normalised: int = 0  # CDS phases that disagreed with the chain rule
+    noncoding_cds: int = 0  # CDS lines of a tRNA/rRNA/ncRNA (PomBase writes their exons so): read as exons
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> "path:line: message"
 
     @property
@@ -102,6 +108,8 @@ class GffReport:
             parts.append(f"{self.orphans_wrapped} wrapped in a gene line")
         if self.phases_normalised:
             parts.append(f"{self.phases_normalised} CDS phases normalised")
+        if self.noncoding_cds:
+            parts.append(f"{self.noncoding_cds} CDS lines of non-coding RNAs read as exons")
         parts += [f"{n} features skipped: {reason}" for reason, n in sorted(self.skipped_features.items())]
         return "; ".join(parts)
 
@@ -405,6 +413,14 @@ def _assemble(root: _Record, wrapped: bool, report: GffReport) -> tuple[Gene | N
 
 def _transcript(tx_type, parts, strand, report) -> tuple[Transcript | None, str]:
     """One transcript from its segment lines; (None, "") when there are none."""
+    if is_noncoding_rna(tx_type) and any(p.type in CODING for p in parts):
+        report.noncoding_cds += sum(p.type == "CDS" for p in parts)
+        has_exons = any(p.type in EXON for p in parts)
+        parts = [
+            replace(p, type="exon") if p.type in CODING else p
+            for p in parts
+            if not (has_exons and p.type in CODING)
+        ]
     cds = [(p.start, p.end, p.phase) for p in parts if p.type == "CDS"]
     coding = _with_stop_codons(
         [(p.start, p.end) for p in parts if p.type == "CDS"],

@@ -276,3 +276,29 @@ def _translates(sequence: str, strand: str, t: Transcript, table: int) -> bool:
     dna = dna[t.phase :]
     protein = str(Seq(dna[: len(dna) // 3 * 3]).translate(table=table))
     return len(dna) % 3 == 0 and protein.endswith("*") and "*" not in protein[:-1]
+
+
+def test_cds_lines_of_a_noncoding_rna_are_its_exons(tmp_path):
+    # PomBase writes the exons of tRNA/ncRNA genes as CDS lines: they code for nothing, so they must not
+    # count as coding bases (scoring) nor teach the model a coding span (bake).
+    path = gff(
+        tmp_path,
+        ("c1", "PB", "gene", 101, 300, ".", "+", ".", "ID=t"),
+        ("c1", "PB", "tRNA", 101, 300, ".", "+", ".", "ID=t.1;Parent=t"),
+        ("c1", "PB", "CDS", 101, 140, ".", "+", "0", "Parent=t.1"),
+        ("c1", "PB", "CDS", 201, 300, ".", "+", "0", "Parent=t.1"),
+        ("c1", "PB", "gene", 1001, 1300, ".", "+", ".", "ID=n"),
+        ("c1", "PB", "ncRNA", 1001, 1300, ".", "+", ".", "ID=n.1;Parent=n"),
+        ("c1", "PB", "exon", 1001, 1300, ".", "+", ".", "Parent=n.1"),
+        ("c1", "PB", "CDS", 1001, 1300, ".", "+", "0", "Parent=n.1"),
+        ("c1", "PB", "gene", 2001, 2300, ".", "+", ".", "ID=m"),
+        ("c1", "PB", "mRNA", 2001, 2300, ".", "+", ".", "ID=m.1;Parent=m"),
+        ("c1", "PB", "CDS", 2001, 2300, ".", "+", "0", "Parent=m.1"),
+    )
+    result = read_gff(path, LENGTHS)
+    trna, ncrna, mrna = genes(result)
+    assert trna.transcripts == (Transcript("tRNA", ((101, 140), (201, 300))),)
+    assert ncrna.transcripts == (Transcript("ncRNA", ((1001, 1300),)),)
+    assert mrna.transcripts == (Transcript("mRNA", ((2001, 2300),), (2001, 2300), 0),)
+    assert result.report.noncoding_cds == 3 and result.report.protein_coding == 1
+    assert "3 CDS lines of non-coding RNAs read as exons" in result.report.summary()
