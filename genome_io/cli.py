@@ -83,7 +83,7 @@ def deprecated(prog: str, old: str, new: str) -> None:
 class _OldSpelling(argparse.Action):
     """An old spelling of another option (hidden from --help): a deprecation line, then that option's action."""
 
-    def __init__(self, option_strings, dest, option: argparse.Action, spelling: str, **kwargs):
+    def __init__(self, option_strings, dest, option: argparse.Action, spelling: str):
         super().__init__(
             option_strings,
             dest,

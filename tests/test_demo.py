@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 import demo
 from genome_io.baselines import coding_gene
@@ -134,6 +135,11 @@ def test_reduced_demo_end_to_end(tmp_path):
     model = out / "model"
     for name in ("config.json", "model.safetensors", "modeling_gffmoe.py", "tokenizer.json", "README.md"):
         assert (model / name).is_file(), name
+    # Its card carries the held-out scores, as the demo measured them, beside the baselines.
+    card = ModelCard.load(model / "README.md")
+    held_out = [r for r in card.data.eval_results if r.dataset_split == "test"]
+    assert {r.metric_type for r in held_out} >= {"gene_3prime_f1", "gene_exact_f1"}
+    assert set(card.data.gffmoe["baselines"][held_out[0].dataset_name]) == {"Prodigal", "ORF floor"}
 
     gff3 = out / "annotation.gff3"
     assert gff3.read_text().startswith("##gff-version 3")
