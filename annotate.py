@@ -5,7 +5,7 @@
 Contigs are streamed and tiled into windows at the taxon's length limit (the dataset's own table) with
 overlap; windows are annotated in batches by `generate` (cached decoding, optionally beam search) under
 the biology constraints (`annotation.constraints`), each window read both as given and as its reverse
-complement (`--no-both_strands`: once); the windows' genes are stitched back into one
+complement (`--no_both_strands`: once); the windows' genes are stitched back into one
 annotation per contig (`annotation.windows`) and written as GFF3, each gene scored by the mean
 log-probability of its tokens. `--hints evidence.gff3` gives the encoder of each window the evidence genes
 it overlaps (`[HIT]` records after the DNA), as AUGUSTUS reads hints. Library entry point:
@@ -27,13 +27,24 @@ from safetensors import SafetensorError
 from annotation.annotator import OVERLAP_FRACTION, TAXA, TRACK_WEIGHT, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
 from genome_io.bedgraph import write_bedgraph
-from genome_io.cli import check_model_source, device, non_negative_float, non_negative_int, positive_int, run
+from genome_io.cli import (
+    SnakeBooleanAction,
+    check_model_source,
+    device,
+    non_negative_float,
+    non_negative_int,
+    old_spelling,
+    positive_int,
+    run_cli,
+)
 from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
 from tokenization.tokenizer import TokenizerError, check_gff_vocabulary, read_tokenizer
 
 # ---------------------------------------------------------------- command line
+
+PROG = "annotate.py"
 
 # What a damaged or foreign checkpoint raises while it loads: transformers (OSError, ValueError), safetensors
 # (a truncated file), torch's weights-only unpickler (pickled code refused) and torch's own readers.
@@ -120,9 +131,9 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
         raise InputError(path, None, f"cannot write: {err.strerror or err}") from None
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True, help="GFF-MoE model directory or hub id")
     parser.add_argument("--fasta", required=True, type=Path, help="genome FASTA (plain or .gz)")
@@ -152,11 +163,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="TABLE",
         help="NCBI translation table (default: 11 prokaryotes, else 1)",
     )
-    parser.add_argument(
+    coding_genes = parser.add_argument(
         "--coding_genes",
-        action=argparse.BooleanOptionalAction,
+        action=SnakeBooleanAction,
         help="snap <gene> spans to ORFs while decoding (default: on for prokaryotes)",
     )
+    old_spelling(parser, coding_genes, "--no-coding_genes", "--no_coding_genes")
     parser.add_argument(
         "--min_coding_length",
         type=positive_int,
@@ -171,13 +183,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "the decoder may point to scores the track's mean log-probability of its codon positions plus those "
         f"of its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
     )
-    parser.add_argument(
+    both_strands = parser.add_argument(
         "--both_strands",
-        action=argparse.BooleanOptionalAction,
+        action=SnakeBooleanAction,
         default=True,
         help="read every window twice, as given and as its reverse complement (where its - genes are + "
         "genes), and merge the two reads, one copy per locus (default; twice the decoding time)",
     )
+    old_spelling(parser, both_strands, "--no-both_strands", "--no_both_strands")
     parser.add_argument(
         "--track",
         type=Path,
@@ -199,6 +212,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "version, an edited file); without it such a model is refused. A directory saved by this project "
         "loads with GFF-MoE's own classes and needs no flag",
     )
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     size = args.window_size or TAXA[args.taxon][0]
     if args.overlap is not None and args.overlap >= size:
@@ -206,62 +224,61 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def main(argv=None) -> int:
+def annotate(argv=None) -> None:
     args = parse_args(argv)
     if args.quiet:  # transformers' own bars too (loading weights)
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    try:
-        model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
-        for output in filter(None, [args.out, args.track]):
-            check_writable(output, [args.fasta, *filter(None, [args.hints]), *model_files])
-            if output.exists():
-                print(f"note: {output} exists and will be replaced", file=sys.stderr)
-        # Validates the whole FASTA up front.
-        lengths = {seqid: len(sequence) for seqid, sequence in read_fasta(args.fasta)}
-        hints = None
-        if args.hints:
-            hint_file = read_hints(args.hints, lengths)
-            hints = hint_file.genes_by_seqid
-            print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
-        model, tokenizer = load_model(args.model, args.device, args.trust_remote_code)
-        if args.track and not hasattr(model, "track_head"):
-            raise InputError(
-                args.model, None, "has no track head (trained without --track_loss_weight): no --track"
-            )
-        genes, lengths, stats = annotate_genome(
-            model,
-            tokenizer,
-            args.fasta,
-            taxon=args.taxon,
-            batch_size=args.batch_size,
-            num_beams=args.num_beams,
-            constraints=not args.no_constraints,
-            genetic_code=args.genetic_code,
-            coding_genes=args.coding_genes,
-            min_coding_length=args.min_coding_length,
-            track_weight=args.track_weight,
-            both_strands=args.both_strands,
-            window_size=args.window_size,
-            overlap=args.overlap,
-            max_new_tokens=args.max_new_tokens,
-            progress=not args.quiet,
-            hints=hints,
-            coding_track=args.track is not None,
+    model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
+    for output in filter(None, [args.out, args.track]):
+        check_writable(output, [args.fasta, *filter(None, [args.hints]), *model_files])
+        if output.exists():
+            print(f"note: {output} exists and will be replaced", file=sys.stderr)
+    # Validates the whole FASTA up front.
+    lengths = {seqid: len(sequence) for seqid, sequence in read_fasta(args.fasta)}
+    hints = None
+    if args.hints:
+        hint_file = read_hints(args.hints, lengths)
+        hints = hint_file.genes_by_seqid
+        print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
+    model, tokenizer = load_model(args.model, args.device, args.trust_remote_code)
+    if args.track and not hasattr(model, "track_head"):
+        raise InputError(
+            args.model, None, "has no track head (trained without --track_loss_weight): no --track"
         )
-        write_gff3(genes, lengths, args.out, scores=stats.scores)
-        if args.track:
-            write_bedgraph(
-                args.track, stats.coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"]
-            )
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    genes, lengths, stats = annotate_genome(
+        model,
+        tokenizer,
+        args.fasta,
+        taxon=args.taxon,
+        batch_size=args.batch_size,
+        num_beams=args.num_beams,
+        constraints=not args.no_constraints,
+        genetic_code=args.genetic_code,
+        coding_genes=args.coding_genes,
+        min_coding_length=args.min_coding_length,
+        track_weight=args.track_weight,
+        both_strands=args.both_strands,
+        window_size=args.window_size,
+        overlap=args.overlap,
+        max_new_tokens=args.max_new_tokens,
+        progress=not args.quiet,
+        hints=hints,
+        coding_track=args.track is not None,
+    )
+    write_gff3(genes, lengths, args.out, scores=stats.scores)
+    if args.track:
+        write_bedgraph(
+            args.track, stats.coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"]
+        )
     print(stats.summary(genes))
     print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
-    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(PROG, annotate, argv)
 
 
 if __name__ == "__main__":
-    run(main, "annotate.py")
+    sys.exit(main())

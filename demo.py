@@ -5,13 +5,13 @@
     make demo DEMO_FASTA=genome.fa DEMO_GFF=genes.gff3
 
 The end of the longest sequence is held out; the rest is baked into training windows. Each stage then
-runs the command a user runs at scale (printed as it goes, its output logged under OUT_DIR/work/logs):
+runs the command a user runs at scale (printed as it goes, its output logged under OUTPUT_DIR/work/logs):
 
     1. bake        python -m dataset_builder bake TRAIN.fna [TRAIN.gff3] --taxon prokaryotes ...
     2. tokenizer   python -m tokenization build_tk ... (DNABERT-2's when DNABERT_PATH is set, else a BPE)
     3. model       python init_model.py ... (from DNABERT-2 weights when DNABERT_PATH is set, else small)
     4. train       accelerate launch --config_file accelerate_configs/cpu_ddp.yaml train.py ...
-    5. annotate    python annotate.py --model OUT_DIR/model --fasta HELDOUT.fna ... (constrained decoding)
+    5. annotate    python annotate.py --model OUTPUT_DIR/model --fasta HELDOUT.fna ... (constrained decoding)
     6. score       against the held-out labels, beside Prodigal and the ORF floor
     7. outputs     GFF3 checked with `gt gff3validator`, scores.json, a genome-track PNG
 
@@ -42,8 +42,7 @@ from Bio.SeqIO import write as write_fasta
 from Bio.SeqRecord import SeqRecord
 
 from genome_io.baselines import orf_floor_genes, prodigal_genes
-from genome_io.cli import run
-from genome_io.errors import InputError
+from genome_io.cli import old_spelling, run_cli
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
@@ -73,6 +72,9 @@ DROPOUT = 0.0
 OVERLAP_FRACTION = 0.5
 HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
 TAXON = "prokaryotes"
+
+
+PROG = "demo.py"
 
 
 class DemoError(Exception):
@@ -397,17 +399,18 @@ def validate_gff3(path: Path) -> str:
 # --- the demo ---------------------------------------------------------------------------------------
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--fasta", type=Path, help="your genome FASTA (plain or .gz); default: the embedded one"
     )
     parser.add_argument("--gff", type=Path, help="its annotation, GFF3 or GTF (default: Prodigal's calls)")
-    parser.add_argument(
-        "--out_dir", type=Path, default=ROOT / "outputs" / "demo", help="where everything goes"
+    output_dir = parser.add_argument(
+        "--output_dir", type=Path, default=ROOT / "outputs" / "demo", help="where everything goes"
     )
+    old_spelling(parser, output_dir, "--out_dir")
     parser.add_argument(
         "--holdout_bp",
         type=int,
@@ -449,6 +452,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="show every command's full output")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.gff and not args.fasta:
         parser.error("--gff needs --fasta (the genome it annotates)")
@@ -456,7 +464,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def demo(args: argparse.Namespace) -> dict:
-    out, work = args.out_dir, args.out_dir / "work"
+    out, work = args.output_dir, args.output_dir / "work"
     if work.exists():  # a re-run starts clean; the other outputs are overwritten
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -478,7 +486,7 @@ def demo(args: argparse.Namespace) -> dict:
                 "-m", "dataset_builder", "bake", genome.train_fasta, *([genome.train_gff] if genome.train_gff else []),
                 "--taxon", TAXON, "--species", "demo", *(["--labels", "prodigal"] if silver else []),
                 "--limit", size.window_bp, "--rc_augment", "--val_fraction", 0, "--test_fraction", 0,
-                "--dataset_dir", dataset_dir, "--no_progress",
+                "--dataset_dir", dataset_dir, "--quiet",
             ),
             show_last=4,
         )  # fmt: skip
@@ -488,9 +496,9 @@ def demo(args: argparse.Namespace) -> dict:
     ):
         tokenizer_dir = work / "tokenizer"
         source = (
-            ["--dnabert", dnabert]
+            ["--dnabert_path", dnabert]
             if dnabert
-            else ["--fasta", genome.train_fasta, "--vocab-size", size.bpe_vocab]
+            else ["--fasta", genome.train_fasta, "--vocab_size", size.bpe_vocab]
         )
         stages.run("tokenizer", python("-m", "tokenization", "build_tk", tokenizer_dir, *source), show_last=1)
 
@@ -567,9 +575,16 @@ def demo(args: argparse.Namespace) -> dict:
 
     with stages.stage("score", "Score against the held-out labels, beside Prodigal and the ORF floor"):
         from scoring import format_table
+        from training.model_card import add_held_out_scores
 
         results = score_held_out(held_out, prediction_gff)
         print(format_table({name: s for name, (s, _) in results.items()}))
+        add_held_out_scores(  # the model card shows them, beside Prodigal and the ORF floor
+            model_dir,
+            sequence=f"{genome_name} {held_out.seqid}:{held_out.start:,}-{held_out.end:,}, held out"
+            + (" (labels: Prodigal's calls, silver)" if silver else ""),
+            scores={name: s.as_dict() for name, (s, _) in results.items()},
+        )
         if silver:
             print(f"      {SILVER_NOTE}: Prodigal's column is its agreement with its own whole-genome calls.")
         print(
@@ -650,14 +665,8 @@ def _shown(path: Path) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        demo(args)
-    except (DemoError, InputError) as err:
-        print(f"demo: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(PROG, lambda argv: demo(parse_args(argv)), argv, errors=(DemoError,))
 
 
 if __name__ == "__main__":
-    run(main, "demo.py")
+    sys.exit(main())

@@ -17,8 +17,9 @@ import sys
 from os import PathLike
 from pathlib import Path
 
-from genome_io.cli import run
+from genome_io.cli import run_cli
 
+PROG = "hub_code.py"
 TASK = "gff-annotation"
 REPOSITORY = Path(__file__).resolve().parent
 # The pipeline module and everything it imports, in the repository; flat names must be unique.
@@ -83,24 +84,27 @@ def save_hub_code(model_dir: str | PathLike) -> list[Path]:
     return copied
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "model_dir", type=Path, help="a directory written by save_pretrained (init_model, train)"
     )
-    args = parser.parse_args(argv)
-    try:
-        copied = save_hub_code(args.model_dir)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def copy_hub_code(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    copied = save_hub_code(args.model_dir)
     print(
         f"{args.model_dir}: {len(copied)} code files; pipeline('{TASK}', model=..., trust_remote_code=True)"
     )
-    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(PROG, copy_hub_code, argv, errors=(FileNotFoundError,))
 
 
 if __name__ == "__main__":
-    run(main, "hub_code.py")
+    sys.exit(main())

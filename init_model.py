@@ -29,7 +29,7 @@ import torch
 from transformers import GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
-from genome_io.cli import non_negative_float, positive_int, run
+from genome_io.cli import non_negative_float, positive_int, run_cli
 from genome_io.errors import first_line
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
@@ -49,6 +49,9 @@ DNABERT_CONFIG_FIELDS = (
     "layer_norm_eps",
     "alibi_starting_size",
 )
+
+
+PROG = "init_model.py"
 
 
 class InitModelError(ValueError):
@@ -380,9 +383,9 @@ def init_model(args) -> GffMoeForConditionalGeneration:
     return model
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--save_dir", required=True, help="where to write the checkpoint")
     parser.add_argument(
@@ -425,18 +428,16 @@ def parse_args(argv=None):
     small.add_argument("--num_attention_heads", type=positive_int, default=4)
     small.add_argument("--intermediate_size", type=positive_int, default=256)
     small.add_argument("--vocab_size", type=positive_int, default=4096, help="used only without a tokenizer")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        init_model(args)
-    except (InitModelError, OSError) as error:
-        print(f"init_model: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(PROG, lambda argv: init_model(parse_args(argv)), argv, errors=(InitModelError, OSError))
 
 
 if __name__ == "__main__":
-    run(main, "init_model.py")
+    sys.exit(main())

@@ -29,10 +29,11 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
-from genome_io.cli import check_model_source, run
+from genome_io.cli import check_model_source, run_cli
 from genome_io.errors import InputError, first_line
 from hub_code import save_hub_code
 
+PROG = "train.py"
 logger = logging.getLogger("train")
 
 
@@ -114,11 +115,17 @@ class GffMoeTrainingArguments(Seq2SeqTrainingArguments):
     )
 
 
+def build_parser() -> HfArgumentParser:
+    return HfArgumentParser(
+        (ModelArguments, DataArguments, GffMoeTrainingArguments), prog=PROG, description=__doc__
+    )
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, GffMoeTrainingArguments]:
     argv = sys.argv[1:] if argv is None else argv
-    parser = HfArgumentParser((ModelArguments, DataArguments, GffMoeTrainingArguments), description=__doc__)
+    parser = build_parser()
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
         path = Path(argv[0]).resolve()
         if not path.is_file():
@@ -305,19 +312,18 @@ def use_cpu_processes_without_gpus() -> None:
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_training(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     use_cpu_processes_without_gpus()
-    try:
-        model_args, data_args, training_args = parse_args(argv)
-        datasets.utils.logging.set_verbosity(training_args.get_process_log_level())
-        transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-        train(model_args, data_args, training_args)
-    except InputError as err:
-        print(f"train.py: {err}", file=sys.stderr)
-        return 2
-    return 0
+    model_args, data_args, training_args = parse_args(argv)
+    datasets.utils.logging.set_verbosity(training_args.get_process_log_level())
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    train(model_args, data_args, training_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, run_training, argv)
 
 
 if __name__ == "__main__":
-    run(main, "train.py")
+    sys.exit(main())

@@ -22,7 +22,7 @@ def measure(args) -> dict:
 
     torch.set_num_threads(args.threads)
     model = gffmoe(
-        args.hidden, args.layers, args.heads, 2 * args.hidden, 2, 1, attention_block_size=args.chunk
+        args.hidden, args.layers, args.heads, 2 * args.hidden, 2, 1, attention_block_size=args.block
     ).eval()
     input_ids = torch.randint(5, 4096, (1, args.length))
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -31,7 +31,7 @@ def measure(args) -> dict:
         model.encoder(input_ids, torch.ones_like(input_ids))
     seconds = time.perf_counter() - start
     peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) / 1024
-    return {"length": args.length, "chunk": args.chunk, "seconds": seconds, "peak_mb": peak_mb}
+    return {"length": args.length, "block": args.block, "seconds": seconds, "peak_mb": peak_mb}
 
 
 def main():
@@ -43,7 +43,7 @@ def main():
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--chunk", type=int, default=512)
+    parser.add_argument("--block", type=int, default=512, help="attention_block_size: queries per block")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -51,8 +51,8 @@ def main():
         print(json.dumps(measure(args)))
         return
 
-    def run(length, chunk):
-        argv = [sys.executable, __file__, "--length", str(length), "--chunk", str(chunk)]
+    def run(length, block):
+        argv = [sys.executable, __file__, "--length", str(length), "--block", str(block)]
         argv += [
             "--hidden",
             str(args.hidden),
@@ -71,12 +71,12 @@ def main():
 
     torch.set_num_threads(args.threads)
     print(machine())
-    rows = [run(n, args.chunk) for n in args.lengths]
+    rows = [run(n, args.block) for n in args.lengths]
     first = rows[0]
-    print(f"{'length':>8} {'chunk':>7} {'seconds':>8} {'peak MB':>8} {'MB per 1k tokens':>17}")
+    print(f"{'length':>8} {'block':>7} {'seconds':>8} {'peak MB':>8} {'MB per 1k tokens':>17}")
     for row in rows:
         print(
-            f"{row['length']:>8} {row['chunk']:>7} {row['seconds']:>8.2f} {row['peak_mb']:>8.0f} {1000 * row['peak_mb'] / row['length']:>17.1f}"
+            f"{row['length']:>8} {row['block']:>7} {row['seconds']:>8.2f} {row['peak_mb']:>8.0f} {1000 * row['peak_mb'] / row['length']:>17.1f}"
         )
     growth = rows[-1]["peak_mb"] / max(first["peak_mb"], 1e-9)
     print(

@@ -39,14 +39,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tiny", action="store_true", help="the demo's tiny model (smoke runs)")
     parser.add_argument("--genome_bp", type=int, help="use only the first N bp of the genome (smoke runs)")
-    parser.add_argument("--out_dir", type=Path, default=REPO / "outputs" / "supervision")
+    parser.add_argument("--output_dir", type=Path, default=REPO / "outputs" / "supervision")
     return parser.parse_args(argv)
 
 
 def train_arm(args, name: str, loss_weight: float) -> dict:
     """One demo run annotated without track guidance; its scores.json."""
-    out = args.out_dir / name
-    demo_args = ["--out_dir", str(out), "--max_steps", str(args.max_steps), "--seed", str(args.seed)]
+    out = args.output_dir / name
+    demo_args = ["--output_dir", str(out), "--max_steps", str(args.max_steps), "--seed", str(args.seed)]
     demo_args += ["--track_loss_weight", str(loss_weight), "--track_weight", "0"]
     demo_args += ["--tiny"] * args.tiny + (["--genome_bp", str(args.genome_bp)] if args.genome_bp else [])
     print(f"== {name}: python demo.py {' '.join(demo_args)}", flush=True)
@@ -57,7 +57,7 @@ def train_arm(args, name: str, loss_weight: float) -> dict:
 
 def guided_arm(args, trained: Path, settings: dict) -> dict:
     """Arm (b)'s model re-annotated with the track in its coordinates, at the demo's decoding settings."""
-    gff = args.out_dir / "c_guided.gff3"
+    gff = args.output_dir / "c_guided.gff3"
     annotate = [sys.executable, str(REPO / "annotate.py"), "--model", str(trained / "model"), "--quiet"]
     annotate += ["--fasta", str(trained / "heldout.fna"), "--out", str(gff), "--taxon", demo.TAXON]
     annotate += [
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     plain = train_arm(args, "a_decoder_loss", 0.0)
     with_track = train_arm(args, "b_track_loss", args.track_loss_weight)
-    guided = guided_arm(args, args.out_dir / "b_track_loss", with_track)
+    guided = guided_arm(args, args.output_dir / "b_track_loss", with_track)
     rows = {
         "(a) decoder loss only": plain["scores"]["GFF-MoE"],
         f"(b) + track loss (weight {args.track_loss_weight:g})": with_track["scores"]["GFF-MoE"],

@@ -1,4 +1,4 @@
-"""`python -m dataset_builder bake|bake-many ...`: bake genomes into a Hub-native dataset directory."""
+"""`python -m dataset_builder bake|bake_many ...`: bake genomes into a Hub-native dataset directory."""
 
 from __future__ import annotations
 
@@ -6,19 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from genome_io.cli import fraction, non_negative_int, positive_int, run
+from genome_io.cli import deprecated, fraction, non_negative_int, old_spelling, positive_int, run_cli
 from genome_io.errors import InputError
 
 from .bake import BakeOptions, bake_genome
 from .schema import LABEL_SOURCES
 from .taxa import AUGUSTUS_SPECIES, TAXA
 
+PROG = "python -m dataset_builder"
 FASTA_SUFFIXES = (".fna", ".fa", ".fasta", ".fas")
 GFF_SUFFIXES = (".gff3", ".gff", ".gtf")
+OLD_BAKE_MANY = "bake-many"  # the command's name before one style; still accepted for one release
 
 
 def _options_parser() -> argparse.ArgumentParser:
-    """The options `bake` and `bake-many` share."""
+    """The options `bake` and `bake_many` share."""
     taxa = ", ".join(f"{t} {limit}/{bound}" for t, (limit, bound) in TAXA.items())
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--taxon", required=True, choices=list(TAXA), help=f"taxon group (limit/bound bp: {taxa})")
@@ -59,13 +61,14 @@ def _options_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--extract_tokens", type=Path, metavar="FILE", help="write new feature-type tokens here")
     p.add_argument("--dataset_dir", type=Path, default=Path("dataset_builder"), help="dataset directory")
-    p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    quiet = p.add_argument("--quiet", action="store_true", help="no progress bars")
+    old_spelling(p, quiet, "--no_progress")
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dataset_builder",
+        prog=PROG,
         description="Bake FASTA + GFF3/GTF pairs into windows with gene targets, as parquet shards plus a "
         "dataset card, loadable with datasets.load_dataset(DATASET_DIR, TAXON).",
     )
@@ -81,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bake.add_argument("--species", required=True, help="species name (one set of shards per species)")
     many = commands.add_parser(
-        "bake-many", parents=[shared], help="bake RAW_DIR/<species>/ FASTA + GFF pairs, one per species"
+        "bake_many",
+        aliases=[OLD_BAKE_MANY],
+        parents=[shared],
+        help="bake RAW_DIR/<species>/ FASTA + GFF pairs, one per species",
     )
     many.add_argument("species", nargs="+", help="species directories under --raw_dir")
     many.add_argument("--raw_dir", type=Path, required=True, help="folder with one sub-folder per species")
@@ -111,35 +117,33 @@ def find_pair(directory: Path, need_gff: bool) -> tuple[Path, Path | None]:
     return fasta, gff
 
 
-def main(argv: list[str] | None = None) -> int:
+def bake(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    try:
-        options = BakeOptions(
-            taxon=args.taxon,
-            limit=args.limit,
-            threshold=args.threshold,
-            overlap=args.overlap,
-            rc_augment=args.rc_augment,
-            hint_ratio=args.hint_ratio,
-            seed=args.seed,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
-            split_block=args.split_block,
-            holdout=tuple(args.holdout),
-            labels=args.labels,
-            augustus_species=args.augustus_species,
-        )
-        if args.command == "bake":
-            jobs = [(args.species, args.fasta, args.gff if args.labels == "gff" else None)]
-        else:
-            jobs = [(s, *find_pair(args.raw_dir / s, args.labels == "gff")) for s in args.species]
-        reports = []
-        for species, fasta, gff in jobs:
-            gff = gff if args.labels == "gff" else None
-            reports.append(bake_genome(species, fasta, gff, options, args.dataset_dir, not args.no_progress))
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.command == OLD_BAKE_MANY:
+        deprecated(PROG, OLD_BAKE_MANY, "bake_many")
+    options = BakeOptions(
+        taxon=args.taxon,
+        limit=args.limit,
+        threshold=args.threshold,
+        overlap=args.overlap,
+        rc_augment=args.rc_augment,
+        hint_ratio=args.hint_ratio,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        split_block=args.split_block,
+        holdout=tuple(args.holdout),
+        labels=args.labels,
+        augustus_species=args.augustus_species,
+    )
+    if args.command == "bake":
+        jobs = [(args.species, args.fasta, args.gff if args.labels == "gff" else None)]
+    else:
+        jobs = [(s, *find_pair(args.raw_dir / s, args.labels == "gff")) for s in args.species]
+    reports = []
+    for species, fasta, gff in jobs:
+        gff = gff if args.labels == "gff" else None
+        reports.append(bake_genome(species, fasta, gff, options, args.dataset_dir, not args.quiet))
     for report in reports:
         print(report.summary())
     if options.labels != "gff":
@@ -153,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             f"new feature types (not in the codec vocabulary): {', '.join(new_types)}; see --extract_tokens"
         )
     print(f"dataset: {args.dataset_dir} (load_dataset({str(args.dataset_dir)!r}, {args.taxon!r}))")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(PROG, bake, argv)
 
 
 if __name__ == "__main__":
-    run(main, "python -m dataset_builder")
+    sys.exit(main())

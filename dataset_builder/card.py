@@ -42,7 +42,7 @@ ds = load_dataset("./dataset_builder", "prokaryotes")   # or the Hub id this fol
 ```
 
 ## How it is made
-`python -m dataset_builder bake FASTA GFF --taxon T --species NAME` (or `bake-many --raw_dir RAW ...`):
+`python -m dataset_builder bake FASTA GFF --taxon T --species NAME` (or `bake_many --raw_dir RAW ...`):
 
 1. FASTA and GFF3/GTF are read by `genome_io` (Biopython, gffutils); every dialect (NCBI, SGD, JGI,
    FlyBase, Phytozome, Ensembl) is reduced to genes -> transcripts -> exons + coding span. Genes with

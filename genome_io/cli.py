@@ -1,7 +1,9 @@
-"""What every GFF-MoE command line shares: option-value types for argparse and the end of `main()`.
+"""What every GFF-MoE command line shares: option-value types for argparse, old option spellings, and
+the end of `main()` (`run_cli`).
 
-A bad option value is refused by argparse itself (`PROG: error: argument --x: ...`, exit 2) before any
-heavy work; Ctrl-C ends a command with one line and the shell's status for SIGINT (130). annotate.py's
+One style: options in snake_case (as transformers' and the original recipe's), `--quiet` for no progress
+bars, and every error one line `PROG: error: ...`, as argparse prints a bad option value (exit 2, before
+any heavy work). Ctrl-C ends a command with one line and the shell's status for SIGINT (130). annotate.py's
 GFF3 and bake's shards are written to a temporary file or folder renamed into place, so an interrupt
 leaves neither half-written.
 """
@@ -12,7 +14,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process ended by Ctrl-C
 
@@ -71,11 +72,70 @@ def check_model_source(name: str) -> None:
         ) from None
 
 
-def run(main: Callable[[], int], prog: str) -> NoReturn:
-    """`sys.exit(main())`, with Ctrl-C reported as one line and exit status 130 instead of a traceback."""
+def deprecated(prog: str, old: str, new: str) -> None:
+    """The one line an old spelling of an option or command prints: it works for one more release."""
+    print(
+        f"{prog}: warning: {old} is deprecated and will be removed in the next release; use {new}",
+        file=sys.stderr,
+    )
+
+
+class _OldSpelling(argparse.Action):
+    """An old spelling of another option (hidden from --help): a deprecation line, then that option's action."""
+
+    def __init__(self, option_strings, dest, option: argparse.Action, spelling: str):
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=option.nargs,
+            type=option.type,
+            choices=option.choices,
+            metavar=option.metavar,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
+        self.option, self.spelling = option, spelling
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        deprecated(parser.prog, option_string, self.spelling)
+        self.option(parser, namespace, values, self.spelling)
+
+
+def old_spelling(container, option: argparse.Action, old: str, new: str | None = None) -> None:
+    """Accept `old`, the spelling `option` had before one style, for one more release: it acts as `new`
+    (default: the option's first spelling) after one deprecation line on stderr. `container` is the parser
+    or group `option` was added to, so that required and mutually exclusive groups still hold."""
+    spelling = new or option.option_strings[0]
+    container.add_argument(old, dest=option.dest, action=_OldSpelling, option=option, spelling=spelling)
+
+
+class SnakeBooleanAction(argparse.BooleanOptionalAction):
+    """argparse's `--x` / `--no-x` pair, spelled `--x` / `--no_x` like every other option."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.option_strings = [s.replace("--no-", "--no_", 1) for s in self.option_strings]
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, not option_string.startswith("--no_"))
+
+
+def run_cli(
+    prog: str, command: Callable[[list[str] | None], object], argv: list[str] | None, errors=()
+) -> int:
+    """A command line's `main`: `command(argv)` parses and does the work; returns its exit status.
+
+    0 when it returns; 2 with one line `PROG: error: ...` for bad input (InputError, or one of `errors`);
+    130 with one line on Ctrl-C. Never a traceback for either.
+    """
+    from .errors import InputError
+
     try:
-        code = main()
+        command(argv)
+    except (InputError, *errors) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        code = INTERRUPTED
-    sys.exit(code)
+        return INTERRUPTED
+    return 0

@@ -9,7 +9,7 @@ import sys
 
 from dataset_builder.taxa import AUGUSTUS_SPECIES, TAXA
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes
-from genome_io.cli import run
+from genome_io.cli import run_cli
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
@@ -17,6 +17,7 @@ from genome_io.gff import read_gff
 from .metrics import Region, score
 from .report import format_table
 
+PROG = "python -m scoring"
 # Each baseline runs on the FASTA's records with the parsed arguments (taxon, AUGUSTUS parameter set).
 BASELINES = {
     "prodigal": lambda records, args: prodigal_genes(records),
@@ -27,9 +28,9 @@ BASELINES = {
 WRONG_GENOME = ("seqid not in FASTA", "coordinates beyond the sequence")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m scoring",
+        prog=PROG,
         description="Gene-prediction accuracy (Burset & Guigo levels: nucleotide, CDS segment, transcript, "
         "gene, gene 3' end, gene exact) of a GFF3/GTF prediction and/or baselines against a reference. "
         "Reference pseudogenes are excluded; see scoring/metrics.py for the exact rules.",
@@ -66,6 +67,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--region", type=_region, help="score only genes wholly inside SEQID:START-END (1-based)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON dict {predictor: {level: scores}}")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.prediction and not args.baseline:
         parser.error("nothing to score: give --prediction and/or --baseline")
@@ -121,30 +127,29 @@ def check_shared_seqids(reference_path: str, reference: dict, prediction_path: s
         )
 
 
-def main(argv=None) -> int:
+def score_files(argv=None) -> None:
     args = parse_args(argv)
-    try:
-        records = list(read_fasta(args.fasta)) if args.fasta else []
-        lengths = {seqid: len(sequence) for seqid, sequence in records} or None
-        reference = read_genes(args.reference, lengths, args.fasta)
-        predictions = {}
-        if args.prediction:  # a prediction of no genes is a result to score, not an error
-            predictions["prediction"] = read_genes(args.prediction, lengths, args.fasta, allow_empty=True)
-            if not args.fasta:
-                check_shared_seqids(args.reference, reference, args.prediction, predictions["prediction"])
-        for name in args.baseline:
-            print(f"running baseline {name} on {args.fasta} ...", file=sys.stderr)
-            predictions[name] = BASELINES[name](records, args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    records = list(read_fasta(args.fasta)) if args.fasta else []
+    lengths = {seqid: len(sequence) for seqid, sequence in records} or None
+    reference = read_genes(args.reference, lengths, args.fasta)
+    predictions = {}
+    if args.prediction:  # a prediction of no genes is a result to score, not an error
+        predictions["prediction"] = read_genes(args.prediction, lengths, args.fasta, allow_empty=True)
+        if not args.fasta:
+            check_shared_seqids(args.reference, reference, args.prediction, predictions["prediction"])
+    for name in args.baseline:
+        print(f"running baseline {name} on {args.fasta} ...", file=sys.stderr)
+        predictions[name] = BASELINES[name](records, args)
     scores = {name: score(reference, genes, args.region) for name, genes in predictions.items()}
     if args.json:
         print(json.dumps({name: s.as_dict() for name, s in scores.items()}, indent=2))
     else:
         print(format_table(scores))
-    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(PROG, score_files, argv)
 
 
 if __name__ == "__main__":
-    run(main, "python -m scoring")
+    sys.exit(main())

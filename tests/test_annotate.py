@@ -434,7 +434,7 @@ def run_bad(capsys, tmp_path, fasta, model="unused", out=None, extra=()):
     out = out or tmp_path / "out.gff3"
     code = annotate.main(["--model", str(model), "--fasta", str(fasta), "--out", str(out), "--quiet", *extra])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
+    assert code == 2 and len(err) == 1 and err[0].startswith("annotate.py: error: ")
     assert not out.exists()
     return err[0]
 

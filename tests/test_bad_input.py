@@ -39,9 +39,9 @@ def gt_accepts(path: Path) -> None:
     assert check.returncode == 0 and not check.stderr.strip(), check.stderr
 
 
-def one_error_line(text: str) -> str:
+def one_error_line(text: str, prog: str = "annotate.py") -> str:
     lines = text.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), text
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), text
     return lines[0]
 
 
@@ -316,7 +316,9 @@ class TestItem10WhatTheProjectWritesItReads:
         write_gff3({"chr1": [coding(101, 400)]}, {"chr1": 500}, reference)
         write_gff3({"NC_1": [coding(101, 400)]}, {"NC_1": 500}, prediction)
         assert scoring_main(["--reference", str(reference), "--prediction", str(prediction)]) == 2
-        line = one_error_line(capsys.readouterr().err.splitlines()[-1])  # after each file's summary
+        line = one_error_line(
+            capsys.readouterr().err.splitlines()[-1], "python -m scoring"
+        )  # after each file's summary
         assert "pred.gff3" in line and "no seqid in common" in line and "chr1" in line and "NC_1" in line
 
     def test_a_seqid_only_the_prediction_has_is_a_warning(self, tmp_path, capsys):

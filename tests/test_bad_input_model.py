@@ -144,9 +144,11 @@ class TestBakeAccountsForDamagedLabels:
             "c\tx\tgene\t101\t400\t.\t+\t.\tID=a",
             "c\tx\tCDS\t99\t400\t.\t-\t0\tParent=a",
         )
-        argv = ["bake", str(fasta), str(gff), "--taxon", "prokaryotes", "--species", "s", "--no_progress"]
+        argv = ["bake", str(fasta), str(gff), "--taxon", "prokaryotes", "--species", "s", "--quiet"]
         line = one_error_line(capsys, bake_cli([*argv, "--dataset_dir", str(tmp_path / "ds")]))
-        assert line.startswith(f"error: {gff}: no usable gene: 1 in the annotation, none kept")
+        assert line.startswith(
+            f"python -m dataset_builder: error: {gff}: no usable gene: 1 in the annotation, none kept"
+        )
         assert not (tmp_path / "ds" / "data" / "prokaryotes" / "s").exists()
 
 
@@ -300,7 +302,9 @@ class TestDamagedModelInputs:
         model = damaged_copy(model_dir, tmp_path)
         weights = model / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:1000])
-        assert self.run(capsys, model, fasta, tmp_path).startswith(f"error: {model}: cannot load the model")
+        assert self.run(capsys, model, fasta, tmp_path).startswith(
+            f"annotate.py: error: {model}: cannot load the model"
+        )
         weights.unlink()
         assert "model.safetensors" in self.run(capsys, model, fasta, tmp_path)
 
@@ -310,7 +314,9 @@ class TestDamagedModelInputs:
         (model / "model.safetensors").unlink()
         torch.save({**state, "code": Exploit()}, model / "pytorch_model.bin")
         line = self.run(capsys, model, fasta, tmp_path)
-        assert line.startswith(f"error: {model}: cannot load the model: Weights only load failed")
+        assert line.startswith(
+            f"annotate.py: error: {model}: cannot load the model: Weights only load failed"
+        )
 
     def test_init_model_refuses_damaged_or_pickled_dnabert_weights(self, tiny_dnabert_dir, tmp_path, capsys):
         dnabert = damaged_copy(tiny_dnabert_dir, tmp_path)
@@ -319,12 +325,12 @@ class TestDamagedModelInputs:
         state = load_file(tiny_dnabert_dir / "model.safetensors")  # (the copy is truncated: no mmap of it)
         weights.write_bytes(weights.read_bytes()[:1000])
         line = one_error_line(capsys, init_model.main(argv))
-        assert line.startswith(f"init_model: {weights}: cannot read the weights (")
+        assert line.startswith(f"init_model.py: error: {weights}: cannot read the weights (")
         weights.unlink()
         torch.save({**state, "code": Exploit()}, dnabert / "pytorch_model.bin")
         line = one_error_line(capsys, init_model.main(argv))
         assert line.startswith(
-            f"init_model: {dnabert / 'pytorch_model.bin'}: cannot read the weights (Weights only"
+            f"init_model.py: error: {dnabert / 'pytorch_model.bin'}: cannot read the weights (Weights only"
         )
         assert not (tmp_path / "out").exists()
 
@@ -332,12 +338,18 @@ class TestDamagedModelInputs:
         model = damaged_copy(model_dir, tmp_path)
         (model / "tokenizer.json").unlink()
         line = self.run(capsys, model, fasta, tmp_path)
-        assert line == f"error: {model / 'tokenizer.json'}: no such file: the model's tokenizer is missing"
+        assert (
+            line
+            == f"annotate.py: error: {model / 'tokenizer.json'}: no such file: the model's tokenizer is missing"
+        )
 
     @pytest.mark.parametrize("name", ["no/such/model/dir", "./missing_model"])
     def test_a_missing_directory_is_not_called_a_bad_repo_id(self, name, fasta, tmp_path, capsys):
         line = self.run(capsys, name, fasta, tmp_path)
-        assert line == f"error: {name}: no such model directory (and not a hub id: name or owner/name)"
+        assert (
+            line
+            == f"annotate.py: error: {name}: no such model directory (and not a hub id: name or owner/name)"
+        )
 
     def test_train_on_a_missing_model_directory(self, tmp_path, capsys):
         dataset = write_orf_dataset(tmp_path / "data", n_train=2, n_validation=0)
@@ -346,12 +358,12 @@ class TestDamagedModelInputs:
         line = one_error_line(capsys, train.main([*argv, "--output_dir", str(tmp_path / "out"), "--use_cpu"]))
         assert (
             line
-            == "train.py: ./no/such/model: no such model directory (and not a hub id: name or owner/name)"
+            == "train.py: error: ./no/such/model: no such model directory (and not a hub id: name or owner/name)"
         )
 
     def test_a_directory_as_fasta(self, tmp_path, capsys):
         line = self.run(capsys, "unused", tmp_path, tmp_path)
-        assert line == f"error: {tmp_path}: is a directory, not a file"
+        assert line == f"annotate.py: error: {tmp_path}: is a directory, not a file"
 
     def test_a_byte_order_mark_before_the_first_header_is_read(self, tmp_path):
         fasta = tmp_path / "bom.fa"
@@ -363,15 +375,21 @@ class TestDamagedModelInputs:
         for target in (tmp_path / "missing.json", tmp_path):  # a file, a directory without tokenizer.json
             named = target if target.suffix else target / "tokenizer.json"
             line = one_error_line(capsys, tokenization_cli(["append_tk", str(tokens), str(target)]))
-            assert line == f"error: {named}: no such file: append_tk needs a tokenizer to append to"
+            assert (
+                line
+                == f"python -m tokenization: error: {named}: no such file: append_tk needs a tokenizer to append to"
+            )
 
     def test_bake_dataset_dir_naming_a_file(self, tmp_path, capsys):
         fasta = write_text(tmp_path / "g.fa", f">c\n{random_dna(3000, seed=2)}\n")
         gff = write_gff(tmp_path / "g.gff3", *TWO_GENES[:2])
         not_a_dir = write_text(tmp_path / "file", "")
-        argv = ["bake", str(fasta), str(gff), "--taxon", "prokaryotes", "--species", "s", "--no_progress"]
+        argv = ["bake", str(fasta), str(gff), "--taxon", "prokaryotes", "--species", "s", "--quiet"]
         line = one_error_line(capsys, bake_cli([*argv, "--dataset_dir", str(not_a_dir)]))
-        assert line == f"error: {not_a_dir}: not a directory: the dataset directory names a file"
+        assert (
+            line
+            == f"python -m dataset_builder: error: {not_a_dir}: not a directory: the dataset directory names a file"
+        )
 
     def test_training_on_a_dataset_without_training_windows(self, tmp_path):
         rows = [orf_window(random.Random(0), "v", 600, (90, 300))]
@@ -382,7 +400,10 @@ class TestDamagedModelInputs:
     def test_init_model_sizes_that_do_not_fit(self, tmp_path, capsys):
         argv = ["--save_dir", str(tmp_path / "m"), "--hidden_size", "30", "--num_attention_heads", "4"]
         line = one_error_line(capsys, init_model.main(argv))
-        assert line == "init_model: model size: hidden_size 30 is not a multiple of num_attention_heads 4"
+        assert (
+            line
+            == "init_model.py: error: model size: hidden_size 30 is not a multiple of num_attention_heads 4"
+        )
         with pytest.raises(SystemExit):
             init_model.main(["--save_dir", str(tmp_path / "m"), "--decoder_layers", "0"])
         assert "error: argument --decoder_layers: expected an integer >= 1, got 0" in capsys.readouterr().err

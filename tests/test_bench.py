@@ -19,7 +19,7 @@ BENCHES = {
     ),
     "generate.py": (TINY + ["--source", "32", "--new_tokens", "4"], "cache speed-up"),
     "long_window.py": (
-        ["--lengths", "128", "256", "--reference_lengths", "128", "--hidden", "32", "--chunk", "64"],
+        ["--lengths", "128", "256", "--reference_lengths", "128", "--hidden", "32", "--block", "64"],
         "memory growth",
     ),
 }

@@ -223,7 +223,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
         ]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith(f"error: {gff}:1: ") and "\n" not in err
+    assert code == 2 and err.startswith(f"python -m dataset_builder: error: {gff}:1: ") and "\n" not in err
     bad_fasta = write_text(tmp_path / "bad.fa", "ACGT\n")
     code = cli(
         [
@@ -250,10 +250,8 @@ def test_bake_many_extracts_new_tokens_and_hints(tmp_path, capsys):
         "c1\tS\tgene\t100\t700\t.\t+\t.\tID=g\nc1\tS\tweird_RNA\t100\t700\t.\t+\t.\tParent=g\n",
     )
     tokens = tmp_path / "new.txt"
-    args = ["bake-many", "sp1", "--raw_dir", str(raw.parent), "--taxon", "prokaryotes", "--hint_ratio", "1.0"]
-    code = cli(
-        [*args, "--extract_tokens", str(tokens), "--dataset_dir", str(tmp_path / "d"), "--no_progress"]
-    )
+    args = ["bake_many", "sp1", "--raw_dir", str(raw.parent), "--taxon", "prokaryotes", "--hint_ratio", "1.0"]
+    code = cli([*args, "--extract_tokens", str(tokens), "--dataset_dir", str(tmp_path / "d"), "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert tokens.read_text() == "<weird_RNA>\n"
     ds = _load(tmp_path / "d", "prokaryotes", tmp_path / "cache")
@@ -277,7 +275,7 @@ def test_prodigal_labels_are_declared_silver(tmp_path, capsys):
             "s",
             "--dataset_dir",
             str(tmp_path / "d"),
-            "--no_progress",
+            "--quiet",
         ]
     )
     out = capsys.readouterr().out
@@ -306,7 +304,7 @@ def test_augustus_labels_are_declared_silver_with_their_parameter_set(tmp_path, 
         "--limit",
         "5000",
     ]
-    code = cli([*argv, "--dataset_dir", str(tmp_path / "d"), "--no_progress"])
+    code = cli([*argv, "--dataset_dir", str(tmp_path / "d"), "--quiet"])
     out = capsys.readouterr().out
     said = "AUGUSTUS predictions (parameter set saccharomyces): silver labels, not a curated annotation"
     assert code == 0 and said in out and "labels: augustus saccharomyces" in out
@@ -324,9 +322,12 @@ def test_augustus_labels_are_declared_silver_with_their_parameter_set(tmp_path, 
 def test_augustus_labels_need_a_parameter_set_for_prokaryotes(tmp_path, capsys):
     fasta = write_text(tmp_path / "g.fa", ">c1\n" + random_dna(3000) + "\n")
     argv = ["bake", str(fasta), "--labels", "augustus", "--taxon", "prokaryotes", "--species", "s"]
-    assert cli([*argv, "--dataset_dir", str(tmp_path / "d"), "--no_progress"]) == 2
+    assert cli([*argv, "--dataset_dir", str(tmp_path / "d"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: --augustus_species: no default AUGUSTUS parameter set for prokaryotes; name one"
+    assert (
+        err
+        == "python -m dataset_builder: error: --augustus_species: no default AUGUSTUS parameter set for prokaryotes; name one"
+    )
 
 
 def test_generator_based_builder(tiny_genome, tmp_path):

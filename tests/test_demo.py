@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 import demo
 from genome_io.baselines import coding_gene
@@ -90,14 +91,14 @@ def test_bad_user_gff_is_one_line_naming_file_and_line(tiny_genome, tmp_path, ca
     bad = write_text(
         tmp_path / "bad.gff3", "##gff-version 3\nctg1\tsynth\tgene\t101\tNOT_A_NUMBER\t.\t+\t.\tID=g1\n"
     )
-    assert demo.main(["--fasta", str(fasta), "--gff", str(bad), "--out_dir", str(tmp_path / "out")]) == 2
+    assert demo.main(["--fasta", str(fasta), "--gff", str(bad), "--output_dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{bad}:2" in err
 
 
 def test_missing_embedded_genome_says_how_to_run_on_your_own(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(demo, "DEFAULT_GENOME", ("pyrodigal.tests.data", "no_such_genome.fna.gz"))
-    assert demo.main(["--out_dir", str(tmp_path)]) == 2
+    assert demo.main(["--output_dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no_such_genome.fna.gz" in err and "make demo DEMO_FASTA=genome.fa DEMO_GFF=genes.gff3" in err
 
@@ -123,7 +124,7 @@ def test_reduced_demo_end_to_end(tmp_path):
     """The demo's own code path on a slice of the embedded genome, with a tiny model and budget."""
     out = tmp_path / "demo"
     command = [sys.executable, "demo.py", "--tiny", "--train_minutes", "0.1", "--genome_bp", "60000"]
-    command += ["--holdout_bp", "8000", "--out_dir", str(out)]
+    command += ["--holdout_bp", "8000", "--output_dir", str(out)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "silver labels" in result.stdout
@@ -134,6 +135,11 @@ def test_reduced_demo_end_to_end(tmp_path):
     model = out / "model"
     for name in ("config.json", "model.safetensors", "modeling_gffmoe.py", "tokenizer.json", "README.md"):
         assert (model / name).is_file(), name
+    # Its card carries the held-out scores, as the demo measured them, beside the baselines.
+    card = ModelCard.load(model / "README.md")
+    held_out = [r for r in card.data.eval_results if r.dataset_split == "test"]
+    assert {r.metric_type for r in held_out} >= {"gene_3prime_f1", "gene_exact_f1"}
+    assert set(card.data.gffmoe["baselines"][held_out[0].dataset_name]) == {"Prodigal", "ORF floor"}
 
     gff3 = out / "annotation.gff3"
     assert gff3.read_text().startswith("##gff-version 3")

@@ -50,9 +50,9 @@ def real_tokenizer_json(real_dnabert_dir) -> dict:
 
 @pytest.fixture(scope="module")
 def extended(real_dnabert_dir, tmp_path_factory):
-    """The recipe's tokenizer: `python -m tokenization build_tk OUT --dnabert <the real files>`."""
+    """The recipe's tokenizer: `python -m tokenization build_tk OUT --dnabert_path <the real files>`."""
     out = tmp_path_factory.mktemp("real_extended")
-    assert tokenization_cli(["build_tk", str(out), "--dnabert", str(real_dnabert_dir)]) == 0
+    assert tokenization_cli(["build_tk", str(out), "--dnabert_path", str(real_dnabert_dir)]) == 0
     return load_tokenizer(out)
 
 
@@ -150,7 +150,7 @@ def test_real_files_load_without_a_prompt_from_a_directory_or_an_offline_hub_id(
             argv = [sys.executable, "init_model.py", "--save_dir", str(out), "--dnabert_path", source]
             argv += ["--decoder_layers", "1", "--num_experts", "2", "--use_moe", "--tie_weights"]
         else:
-            argv = [sys.executable, "-m", "tokenization", "build_tk", str(out), "--dnabert", source]
+            argv = [sys.executable, "-m", "tokenization", "build_tk", str(out), "--dnabert_path", source]
         done = subprocess.run(
             argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
         )

@@ -221,7 +221,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys, argv, mes
     names = {"tmp": tmp_path, "ref": ref, "pred": pred, "fasta": fasta, "other": tmp_path / "other.gff3"}
     assert main([a.format(**names) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()  # read summaries, then the error
-    assert err[-1].startswith("error: ") and message in err[-1] and "Traceback" not in "".join(err)
+    assert (
+        err[-1].startswith("python -m scoring: error: ")
+        and message in err[-1]
+        and "Traceback" not in "".join(err)
+    )
 
 
 def test_cli_augustus_failure_is_one_line_and_exit_2(files, capsys):
@@ -239,7 +243,9 @@ def test_cli_augustus_failure_is_one_line_and_exit_2(files, capsys):
     ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: augustus: --species=nope failed: ") and "Traceback" not in "".join(err)
+    assert err[-1].startswith(
+        "python -m scoring: error: augustus: --species=nope failed: "
+    ) and "Traceback" not in "".join(err)
 
 
 def test_cli_usage_errors(files, capsys):

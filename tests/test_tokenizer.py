@@ -219,7 +219,7 @@ def test_cli_help(capsys):
 
 def test_cli_init_and_append_are_idempotent(dnabert_tokenizer_dir, tmp_path, capsys):
     tokens = tmp_path / "tokens.txt"
-    assert cli(["init_tk", str(tokens), "--extra-types", "my_RNA"]) == 0
+    assert cli(["init_tk", str(tokens), "--extra_types", "my_RNA"]) == 0
     listed = tokens.read_text().split()
     assert "<my_RNA>" in listed and set(VOCAB) <= set(listed)
 
@@ -242,14 +242,14 @@ def test_cli_reports_a_bad_token_file_line(dnabert_tokenizer_dir, tmp_path, caps
     bad = write_text(tmp_path / "bad.txt", "# comment\n<ok>\n\ngene with spaces\n")
     assert cli(["append_tk", str(bad), str(dnabert_tokenizer_dir / "tokenizer.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {bad}:4:") and "\n" not in err
+    assert err.startswith(f"python -m tokenization: error: {bad}:4:") and "\n" not in err
 
 
 def test_cli_build_trains_a_bpe_from_fasta(tmp_path):
     fasta = write_text(
         tmp_path / "g.fa", f">a\n{random_dna(20_000, seed=1)}\n>b\n{random_dna(5000, seed=2).lower()}\n"
     )
-    assert cli(["build_tk", str(tmp_path / "tk"), "--fasta", str(fasta), "--vocab-size", "300"]) == 0
+    assert cli(["build_tk", str(tmp_path / "tk"), "--fasta", str(fasta), "--vocab_size", "300"]) == 0
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tk")
     assert len(tokenizer) == 300 + len(VOCAB)
     assert tokenizer.convert_ids_to_tokens(list(range(5))) == list(SPECIAL_TOKENS)

@@ -250,7 +250,8 @@ def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_
     assert {"genomics", "gene-annotation", "gff3", "dnabert-2", "mixture-of-experts"} <= set(
         front_matter["tags"]
     )
-    assert front_matter["datasets"] and "gene_exact_f1" in front_matter["metrics"]
+    assert "datasets" not in front_matter  # a local folder is no Hub dataset id
+    assert "gene_exact_f1" in front_matter["metrics"]
     card_metrics = {m["type"]: m["value"] for m in front_matter["model-index"][0]["results"][0]["metrics"]}
     assert card_metrics["gene_exact_f1"] == pytest.approx(eval_logs[-1]["eval_gene_exact_f1"], abs=1e-4)
 
@@ -346,7 +347,7 @@ def test_cli_exits_2_on_a_missing_dataset(tmp_path, tiny_checkpoint):
     assert (
         result.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"train.py: {tmp_path / 'missing'}: no such dataset")
+        .startswith(f"train.py: error: {tmp_path / 'missing'}: no such dataset")
     )
 
 
@@ -407,3 +408,58 @@ def test_the_model_card_usage_snippet_runs_as_written(tmp_path, tiny_checkpoint)
     assert done.returncode == 0, done.stderr
     assert "[y/N]" not in done.stdout + done.stderr
     assert "##gff-version 3" in done.stdout and "generated torch.Size([1," in done.stdout
+
+
+def test_the_model_card_says_what_the_model_was_trained_on_and_names_no_local_path(tmp_path, tiny_genome):
+    """Species trained on and held out, label source, results as model-index: what a Hub user reads."""
+    import re
+
+    from huggingface_hub import ModelCard
+
+    from configuration_gffmoe import GffMoeConfig
+    from training.model_card import add_held_out_scores, write_model_card
+
+    dataset = tmp_path / "dataset"
+    options = BakeOptions(
+        taxon="prokaryotes", limit=1500, val_fraction=0.0, test_fraction=0.0, holdout=("bsub",)
+    )
+    for species in ("ecoli", "bsub"):
+        bake_genome(species, *tiny_genome, options, dataset, progress=False)
+    config = GffMoeConfig(
+        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_experts=1, moe_top_k=1
+    )
+    args = SimpleNamespace(
+        max_steps=5, num_train_epochs=1, learning_rate=1e-3, per_device_train_batch_size=2, seed=0
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    write_model_card(
+        model_dir, base_model=str(tmp_path / "init"), datasets=["prokaryotes"], dataset_dir=str(dataset),
+        metrics={"eval_gene_exact_f1": 0.25}, config=config, training_args=args,
+    )  # fmt: skip
+    level = {"f1": 0.5}
+    scores = {name: dict.fromkeys(["nucleotide", "exon", "gene", "gene_3prime", "gene_exact"], level)
+              for name in ("GFF-MoE", "Prodigal")}  # fmt: skip
+    path = add_held_out_scores(model_dir, sequence="tiny ctg1:1-2,000, held out", scores=scores)
+    text = path.read_text()
+    assert str(tmp_path) not in text and not re.search(r"(^|[\s`(])/(tmp|home|work|root)\b", text)
+
+    card = ModelCard.load(path)
+    facts = card.data.gffmoe
+    assert facts["training_species"] == ["ecoli"] and facts["held_out_species"] == ["bsub"]
+    assert facts["labels"] == ["reference annotation (GFF3/GTF)"] and facts["softmasking"] is False
+    assert facts["taxa"] == ["prokaryotes"] and facts["genetic_code"] == {"prokaryotes": 11}
+    assert card.data.base_model is None and card.data.datasets is None  # local paths, not Hub ids
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results[("validation", "gene_exact_f1")] == 0.25 and results[("test", "gene_3prime_f1")] == 0.5
+    assert facts["baselines"]["tiny ctg1:1-2,000, held out"]["Prodigal"]["gene_exact_f1"] == 0.5
+    assert "# GFF-MoE gene annotator: prokaryotes" in text and "dense decoder" in text
+    assert "| gene 3' F1 | 0.5 | 0.5 |" in text  # the model beside the baseline
+
+    hub = write_model_card(
+        model_dir, base_model="you/gffmoe-prok", datasets=["prokaryotes"], dataset_dir="you/windows",
+        metrics={}, config=config, training_args=SimpleNamespace(**vars(args), hub_model_id="you/gffmoe-tuned"),
+    )  # fmt: skip
+    card = ModelCard.load(hub)
+    assert card.data.base_model == "you/gffmoe-prok" and card.data.datasets == ["you/windows"]
+    assert 'pipeline("gff-annotation", model="you/gffmoe-tuned"' in card.text

@@ -1,7 +1,7 @@
 """Command line: `python -m tokenization {init_tk,build_tk,append_tk,resize_model} ...`.
 
 init_tk OUT                        write the full GFF token list (one token per line)
-build_tk OUT_DIR (--dnabert PATH | --fasta FASTA...)
+build_tk OUT_DIR (--dnabert_path PATH | --fasta FASTA...)
                                    DNABERT-2 tokenizer (or a BPE trained on FASTA) + GFF vocabulary
 append_tk TOKENS_FILE TOKENIZER    append new tokens to a tokenizer.json or tokenizer directory
 resize_model MODEL_DIR TOKENIZER_DIR
@@ -14,11 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from genome_io.cli import run
+from genome_io.cli import old_spelling, run_cli
 
 from .codec import codec_vocabulary
 from .tokenizer import TokenizerError, check_added_token
 
+PROG = "python -m tokenization"
 TOKEN_FILE_HELP = (
     "one token per line (a bare feature type such as weird_feature means <weird_feature>); "
     "blank lines and lines starting with # are ignored"
@@ -58,7 +59,7 @@ def build_tk(args) -> None:
     from .tokenizer import build_tokenizer
 
     extra = read_token_file(args.tokens) if args.tokens else []
-    tokenizer = build_tokenizer(args.out_dir, args.dnabert, args.fasta, extra, args.vocab_size)
+    tokenizer = build_tokenizer(args.out_dir, args.dnabert_path, args.fasta, extra, args.vocab_size)
     print(f"saved a {len(tokenizer)}-token tokenizer to {args.out_dir}")
 
 
@@ -92,25 +93,28 @@ def resize_model(args) -> None:
     print(f"resized {args.model_dir} embeddings from {old} to {new} rows")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tokenization", description="GFF-MoE tokenizer tools (GFF vocabulary, DNABERT-2 BPE)."
+        prog=PROG, description="GFF-MoE tokenizer tools (GFF vocabulary, DNABERT-2 BPE)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("init_tk", help="write the full GFF token list")
     p.add_argument("out", help="token list file to write (one token per line)")
-    p.add_argument("--extra-types", nargs="*", default=[], help="additional feature type names")
+    extra_types = p.add_argument("--extra_types", nargs="*", default=[], help="additional feature type names")
+    old_spelling(p, extra_types, "--extra-types")
     p.set_defaults(run=init_tk)
 
     p = commands.add_parser("build_tk", help="build and save the extended tokenizer")
     p.add_argument("out_dir", help="directory to save the tokenizer to (save_pretrained)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dnabert", help="DNABERT-2 tokenizer: local directory or hub id")
+    dnabert = source.add_argument("--dnabert_path", help="DNABERT-2 tokenizer: local directory or hub id")
+    old_spelling(source, dnabert, "--dnabert")
     source.add_argument("--fasta", nargs="+", help="FASTA files to train a DNABERT-2-style BPE on (offline)")
-    p.add_argument(
-        "--vocab-size", type=int, default=4096, help="BPE vocabulary size when training (default 4096)"
+    vocab_size = p.add_argument(
+        "--vocab_size", type=int, default=4096, help="BPE vocabulary size when training (default 4096)"
     )
+    old_spelling(p, vocab_size, "--vocab-size")
     p.add_argument("--tokens", help=f"extra token list file ({TOKEN_FILE_HELP})")
     p.set_defaults(run=build_tk)
 
@@ -125,17 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model_dir", help="save_pretrained model directory (rewritten in place, with its code)")
     p.add_argument("tokenizer_dir", help="tokenizer directory")
     p.set_defaults(run=resize_model)
+    return parser
 
-    args = parser.parse_args(argv)
-    from genome_io.errors import InputError
 
-    try:
+def main(argv: list[str] | None = None) -> int:
+    def command(argv):
+        args = build_parser().parse_args(argv)
         args.run(args)
-    except (InputError, TokenizerError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_cli(PROG, command, argv, errors=(TokenizerError, OSError))
 
 
 if __name__ == "__main__":
-    run(main, "python -m tokenization")
+    sys.exit(main())
