@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         )
         return 2
     try:
-        from annotation.annotator import annotate_genome
+        from annotation.annotator import AnnotationOptions, annotate_genome
     except ImportError as err:
         print(f"train_real.py: the annotator is not available ({err})", file=sys.stderr)
         return 2
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
         fasta, gff = genome(args.held_out)
         reference = read_gff(gff, fasta_lengths(fasta)).genes_by_seqid
         started = time.perf_counter()
-        predicted, _, stats = annotate_genome(model, tokenizer, fasta, taxon="prokaryotes")
+        predicted, _, stats = annotate_genome(model, tokenizer, fasta, AnnotationOptions("prokaryotes"))
         annotate_s = time.perf_counter() - started
         callers = {
             "GFF-MoE (this run)": predicted,
