@@ -18,14 +18,14 @@ import argparse
 import json
 import pickle
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from safetensors import SafetensorError
 
-from annotation.annotator import OVERLAP_FRACTION, TAXA, TRACK_WEIGHT, annotate_genome, read_hints
-from annotation.constraints import MIN_CODING_LENGTH
+from annotation.annotator import TAXA, AnnotationOptions, OptionError, annotate_genome, read_hints
 from genome_io.bedgraph import write_bedgraph
 from genome_io.cli import (
     SnakeBooleanAction,
@@ -49,6 +49,7 @@ PROG = "annotate.py"
 # What a damaged or foreign checkpoint raises while it loads: transformers (OSError, ValueError), safetensors
 # (a truncated file), torch's weights-only unpickler (pickled code refused) and torch's own readers.
 LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, pickle.UnpicklingError)
+OPTIONS = {option.name: option for option in fields(AnnotationOptions)}
 
 
 def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool = False):
@@ -131,6 +132,14 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
         raise InputError(path, None, f"cannot write: {err.strerror or err}") from None
 
 
+def add_option(parser: argparse.ArgumentParser, name: str, *flags: str, **settings) -> argparse.Action:
+    """The flag (`--name` unless `flags` are given) of AnnotationOptions field `name`: its default and help
+    are the field's, so that the command line and the library cannot drift apart."""
+    option = OPTIONS[name]
+    settings.setdefault("help", option.metadata["help"].replace("%", "%%"))  # argparse formats help with %
+    return parser.add_argument(*(flags or [f"--{name}"]), dest=name, default=option.default, **settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -138,11 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="GFF-MoE model directory or hub id")
     parser.add_argument("--fasta", required=True, type=Path, help="genome FASTA (plain or .gz)")
     parser.add_argument("--out", required=True, type=Path, help="output GFF3 (.gz compresses)")
-    parser.add_argument(
-        "--taxon", default="prokaryotes", choices=list(TAXA), help="sets window size and genetic code"
-    )
-    parser.add_argument("--batch_size", type=positive_int, default=4, help="windows per generate call")
-    parser.add_argument("--num_beams", type=positive_int, default=1, help="beam search width (1 = greedy)")
+    add_option(parser, "taxon", choices=list(TAXA))
+    add_option(parser, "batch_size", type=positive_int)
+    add_option(parser, "num_beams", type=positive_int)
     parser.add_argument(
         "--hints",
         type=Path,
@@ -155,41 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="cpu, cuda or cuda:N (a device this machine has)",
     )
-    parser.add_argument("--no_constraints", action="store_true", help="plain decoding (ablation)")
-    parser.add_argument(
-        "--genetic_code",
-        type=int,
-        choices=sorted(unambiguous_dna_by_id),
-        metavar="TABLE",
-        help="NCBI translation table (default: 11 prokaryotes, else 1)",
+    add_option(
+        parser, "constraints", "--no_constraints", action="store_false", help="plain decoding (ablation)"
     )
-    coding_genes = parser.add_argument(
-        "--coding_genes",
-        action=SnakeBooleanAction,
-        help="snap <gene> spans to ORFs while decoding (default: on for prokaryotes)",
-    )
+    add_option(parser, "genetic_code", type=int, choices=sorted(unambiguous_dna_by_id), metavar="TABLE")
+    coding_genes = add_option(parser, "coding_genes", action=SnakeBooleanAction)
     old_spelling(parser, coding_genes, "--no-coding_genes", "--no_coding_genes")
-    parser.add_argument(
-        "--min_coding_length",
-        type=positive_int,
-        default=MIN_CODING_LENGTH,
-        help="bp of a snapped gene, stop included",
-    )
-    parser.add_argument(
-        "--track_weight",
-        type=non_negative_float,
-        default=TRACK_WEIGHT,
-        help="weight of the model's per-base gene-structure track in a coding gene's coordinates: each ORF "
-        "the decoder may point to scores the track's mean log-probability of its codon positions plus those "
-        f"of its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
-    )
-    both_strands = parser.add_argument(
-        "--both_strands",
-        action=SnakeBooleanAction,
-        default=True,
-        help="read every window twice, as given and as its reverse complement (where its - genes are + "
-        "genes), and merge the two reads, one copy per locus (default; twice the decoding time)",
-    )
+    add_option(parser, "min_coding_length", type=positive_int)
+    add_option(parser, "track_weight", type=non_negative_float)
+    both_strands = add_option(parser, "both_strands", action=SnakeBooleanAction)
     old_spelling(parser, both_strands, "--no-both_strands", "--no_both_strands")
     parser.add_argument(
         "--track",
@@ -197,13 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the per-base coding probability of each strand, from the model's track head, as "
         "bedGraph (two track sections: + and - strand; .gz compresses)",
     )
-    parser.add_argument("--window_size", type=positive_int, help="bp per window (default: the taxon's limit)")
-    parser.add_argument(
-        "--overlap",
-        type=non_negative_int,
-        help=f"bp shared by neighbouring windows (default {OVERLAP_FRACTION * 100:.0f}%% of the window)",
-    )
-    parser.add_argument("--max_new_tokens", type=positive_int, help="generation budget per window")
+    add_option(parser, "window_size", type=positive_int)
+    add_option(parser, "overlap", type=non_negative_int)
+    add_option(parser, "max_new_tokens", type=positive_int)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--trust_remote_code",
@@ -218,9 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    size = args.window_size or TAXA[args.taxon][0]
-    if args.overlap is not None and args.overlap >= size:
-        parser.error(f"argument --overlap: {args.overlap} bp must be below the window size ({size} bp)")
+    try:
+        args.options = AnnotationOptions(**{name: getattr(args, name) for name in OPTIONS})
+    except OptionError as err:  # what argparse cannot check alone: --overlap against the window size
+        parser.error(f"argument --{err.path}: {err.message}")
     return args
 
 
@@ -251,20 +229,9 @@ def annotate(argv=None) -> None:
         model,
         tokenizer,
         args.fasta,
-        taxon=args.taxon,
-        batch_size=args.batch_size,
-        num_beams=args.num_beams,
-        constraints=not args.no_constraints,
-        genetic_code=args.genetic_code,
-        coding_genes=args.coding_genes,
-        min_coding_length=args.min_coding_length,
-        track_weight=args.track_weight,
-        both_strands=args.both_strands,
-        window_size=args.window_size,
-        overlap=args.overlap,
-        max_new_tokens=args.max_new_tokens,
-        progress=not args.quiet,
+        args.options,
         hints=hints,
+        progress=not args.quiet,
         coding_track=args.track is not None,
     )
     write_gff3(genes, lengths, args.out, scores=stats.scores)

@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import fields
 from os import PathLike
 from pathlib import Path
 
 from transformers import Pipeline
 
 try:  # flat in a saved model directory
-    from .annotator import annotate_records, read_hints
+    from .annotator import AnnotationOptions, annotate_records, read_hints
     from .errors import InputError
     from .fasta import NOT_IUPAC, read_fasta
     from .gff3_writer import gff3_lines
 except ImportError:  # the repository checkout
-    from annotation.annotator import annotate_records, read_hints
+    from annotation.annotator import AnnotationOptions, annotate_records, read_hints
     from genome_io.errors import InputError
     from genome_io.fasta import NOT_IUPAC, read_fasta
     from genome_io.gff3_writer import gff3_lines
@@ -35,21 +36,10 @@ FASTA_TEXT = "<FASTA text>"  # how errors name an input given as text
 DNA_SEQID = "sequence"  # the record name of an input given as a bare DNA string
 EXPECTED = "FASTA text (starting with '>') nor a DNA sequence (IUPAC letters only)"
 MAX_NAMED_PATH = 200  # characters of a missing path an error repeats; longer text is named FASTA_TEXT
-FORWARD_PARAMETERS = (
-    "taxon",
-    "genetic_code",
-    "window_size",
-    "overlap",
-    "num_beams",
-    "constraints",
-    "coding_genes",
-    "min_coding_length",
-    "track_weight",
-    "both_strands",
-    "max_new_tokens",
-    "progress",
-    "hints",
-)
+# Call options: AnnotationOptions' fields, its `batch_size` named `window_batch_size` (`batch_size` keeps its
+# pipeline meaning), the inputs forwarded beside them, and `source` (GFF3 column 2).
+ANNOTATION_OPTIONS = tuple(f.name for f in fields(AnnotationOptions) if f.name != "batch_size")
+FORWARDED = ("progress", "hints")
 
 
 def read_fasta_input(fasta: str | PathLike) -> list[tuple[str, str]]:
@@ -86,13 +76,11 @@ def _read_fasta_text(text: str) -> list[tuple[str, str]]:
 class GffAnnotationPipeline(Pipeline):
     """Annotates one FASTA (text or path) per input: {"genes", "scores", "sequence_lengths", "gff3"}.
 
-    Call options: taxon ("prokaryotes"; sets the window size and genetic code), genetic_code,
-    window_size, overlap (bp), window_batch_size (windows per `generate` call, default 4), num_beams,
-    constraints (biology-constrained decoding, default True), coding_genes (snap gene spans to ORFs,
-    default: prokaryotes), min_coding_length (bp, default 90), both_strands (read the - strand from each
-    window's reverse complement, default True), max_new_tokens (per window), progress (a
-    tqdm bar), hints (evidence the encoder reads: a GFF3/GTF path, or {seqid: [Gene]} 1-based), source
-    (GFF3 column 2, default "GFF-MoE"). `batch_size` keeps its pipeline meaning.
+    Call options: those of `AnnotationOptions` (taxon, window_size, num_beams, ...: their defaults and
+    meaning are annotate.py's), with its `batch_size` (windows per `generate` call) named
+    window_batch_size, as `batch_size` keeps its pipeline meaning; progress (a tqdm bar), hints (evidence
+    the encoder reads: a GFF3/GTF path, or {seqid: [Gene]} 1-based) and source (GFF3 column 2, default
+    "GFF-MoE"). An unknown option or a bad value is refused at the call, in one line.
     """
 
     _load_tokenizer = True
@@ -101,13 +89,17 @@ class GffAnnotationPipeline(Pipeline):
     _load_video_processor = False
     _load_feature_extractor = False
 
-    def _sanitize_parameters(self, window_batch_size=None, source=None, **options):
-        unknown = set(options) - set(FORWARD_PARAMETERS)
+    def _sanitize_parameters(self, window_batch_size=None, source=None, **forward):
+        unknown = set(forward) - {*ANNOTATION_OPTIONS, *FORWARDED}
         if unknown:
-            raise TypeError(f"unknown gff-annotation options: {', '.join(sorted(unknown))}")
-        forward = {key: value for key, value in options.items() if value is not None}
+            valid = ", ".join(sorted((*ANNOTATION_OPTIONS, *FORWARDED, "window_batch_size", "source")))
+            raise TypeError(f"unknown gff-annotation options: {', '.join(sorted(unknown))} (valid: {valid})")
+        forward = {key: value for key, value in forward.items() if value is not None}
         if window_batch_size is not None:
             forward["batch_size"] = window_batch_size
+        # A bad value is refused now, at the call; `_forward` builds the options from these merged with the
+        # pipeline's own (transformers merges forward parameters key by key).
+        AnnotationOptions(**{key: value for key, value in forward.items() if key not in FORWARDED})
         return {}, forward, {"source": source} if source else {}
 
     def preprocess(self, fasta):
@@ -118,7 +110,7 @@ class GffAnnotationPipeline(Pipeline):
         if isinstance(hints, str | PathLike):
             hints = read_hints(hints, {seqid: len(sequence) for seqid, sequence in records}).genes_by_seqid
         genes, lengths, stats = annotate_records(
-            self.model, self.tokenizer, records, progress=progress, hints=hints, **options
+            self.model, self.tokenizer, records, AnnotationOptions(**options), progress=progress, hints=hints
         )
         return {"genes": genes, "scores": stats.scores, "sequence_lengths": lengths}
 

@@ -8,6 +8,10 @@ one annotation per contig (`windows`), each gene scored by the mean log-probabil
 Evidence genes (`read_hints`, a GFF3/GTF file) are clipped to each window they touch and read by the
 encoder after the DNA (`tokenization.encode_source`).
 
+How to annotate is one `AnnotationOptions` object, whose fields are annotate.py's flags (their defaults and
+help) and the pipeline's call options. `annotate_records` runs in stages, one function and one small result
+each: `tile_records` -> `decode_windows` -> `stitch_contigs` -> `AnnotationStats.of`.
+
 Used by annotate.py (the CLI) and pipeline_gffmoe.py (the transformers pipeline). The module also works
 copied flat into a saved model directory (hub_code.py), where its imports are relative.
 """
@@ -17,12 +21,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from os import PathLike
 
 import numpy as np
 import torch
+from Bio.Data.CodonTable import unambiguous_dna_by_id
 from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
@@ -73,6 +78,112 @@ TRACK_WEIGHT = 0.0
 TRACK_WIDTHS = [len(REGION), len(BOUNDARY)] * (len(TRACK_COLUMNS) // 2)  # logits per track column
 
 
+class OptionError(InputError, ValueError):
+    """A bad `AnnotationOptions` value, in one line naming the option: reported as every input error is (a
+    CLI exits 2), and a ValueError to the Python code that passed it."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """Which values an option accepts, and what they must be (for its error)."""
+
+    accepts: Callable[[object], bool]
+    expected: str
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _at_least(low: int) -> _Rule:
+    return _Rule(lambda value: _is_integer(value) and value >= low, f"an integer >= {low}")
+
+
+_BOOLEAN = _Rule(lambda value: isinstance(value, bool), "True or False")
+_TAXON = _Rule(lambda value: isinstance(value, str) and value in TAXA, f"one of {', '.join(TAXA)}")
+_TRANSLATION_TABLE = _Rule(
+    lambda value: _is_integer(value) and value in unambiguous_dna_by_id, "an NCBI table"
+)
+_WEIGHT = _Rule(
+    lambda value: isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf,
+    "a number >= 0",
+)
+
+
+def _option(default, rule: _Rule, help: str):
+    return field(default=default, metadata={"rule": rule, "help": help})
+
+
+@dataclass(frozen=True)
+class AnnotationOptions:
+    """How to annotate, in one place: each option's default, rule and help (annotate.py builds its flags from
+    them), read by the `gff-annotation` pipeline, `annotate_records` and `WindowAnnotator`. None means the
+    taxon's default (resolved by `window_bp`, `overlap_bp`, `translation_table`, `coding_gene_mode`). A bad
+    value is refused when the options are built (`OptionError`)."""
+
+    taxon: str = _option("prokaryotes", _TAXON, "sets window size and genetic code")
+    window_size: int | None = _option(None, _at_least(1), "bp per window (default: the taxon's limit)")
+    overlap: int | None = _option(
+        None,
+        _at_least(0),
+        f"bp shared by neighbouring windows (default {OVERLAP_FRACTION:.0%} of the window)",
+    )
+    batch_size: int = _option(4, _at_least(1), "windows per generate call")
+    num_beams: int = _option(1, _at_least(1), "beam search width (1 = greedy)")
+    max_new_tokens: int | None = _option(None, _at_least(1), "generation budget per window")
+    constraints: bool = _option(
+        True, _BOOLEAN, "biology-constrained decoding (off: plain decoding, an ablation)"
+    )
+    genetic_code: int | None = _option(
+        None, _TRANSLATION_TABLE, "NCBI translation table (default: 11 prokaryotes, else 1)"
+    )
+    coding_genes: bool | None = _option(
+        None, _BOOLEAN, "snap <gene> spans to ORFs while decoding (default: on for prokaryotes)"
+    )
+    min_coding_length: int = _option(MIN_CODING_LENGTH, _at_least(1), "bp of a snapped gene, stop included")
+    track_weight: float = _option(
+        TRACK_WEIGHT,
+        _WEIGHT,
+        "weight of the model's per-base gene-structure track in a coding gene's coordinates: each ORF the "
+        "decoder may point to scores the track's mean log-probability of its codon positions plus those of "
+        f"its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
+    )
+    both_strands: bool = _option(
+        True,
+        _BOOLEAN,
+        "read every window twice, as given and as its reverse complement (where its - genes are + genes), "
+        "and merge the two reads, one copy per locus (default; twice the decoding time)",
+    )
+
+    def __post_init__(self):
+        for option in fields(self):
+            value, rule = getattr(self, option.name), option.metadata["rule"]
+            taxon_default = value is None and option.default is None
+            if not (taxon_default or rule.accepts(value)):
+                raise OptionError(option.name, None, f"expected {rule.expected}, got {value!r}")
+        if self.overlap_bp >= self.window_bp:
+            raise OptionError(
+                "overlap", None, f"{self.overlap} bp must be below the window size ({self.window_bp} bp)"
+            )
+
+    @property
+    def window_bp(self) -> int:
+        return self.window_size or TAXA[self.taxon][0]
+
+    @property
+    def overlap_bp(self) -> int:
+        return int(self.window_bp * OVERLAP_FRACTION) if self.overlap is None else self.overlap
+
+    @property
+    def translation_table(self) -> int:
+        return self.genetic_code or GENETIC_CODES.get(self.taxon, 1)
+
+    @property
+    def coding_gene_mode(self) -> bool:
+        """Whether `<gene>` spans are snapped to ORFs: by default for prokaryotes, whose genes are single ORFs."""
+        return self.taxon == "prokaryotes" if self.coding_genes is None else self.coding_genes
+
+
 @dataclass
 class AnnotationStats:
     windows: int = 0
@@ -87,6 +198,26 @@ class AnnotationStats:
     unreadable_hints: Counter = field(default_factory=Counter)  # reason -> hint genes left out
     empty_sequences: list[str] = field(default_factory=list)  # records without bases: nothing to annotate
     coding: dict[str, np.ndarray] = field(default_factory=dict)  # per seqid, with `coding_track` (see there)
+
+    @classmethod
+    def of(
+        cls, tiling: Tiling, decoded: Decoded, stitched: Stitched, unreadable_hints: Counter, seconds: float
+    ) -> AnnotationStats:
+        """What the stages of `annotate_records` counted."""
+        return cls(
+            windows=decoded.windows,
+            bases=decoded.bases,
+            sequence_bases=tiling.sequence_bases,
+            covered_bases=tiling.covered_bases,
+            gap_bases=tiling.gap_bases,
+            seconds=seconds,
+            decode_errors=decoded.errors,
+            stitch=stitched.stats,
+            scores=stitched.scores,
+            unreadable_hints=unreadable_hints,
+            empty_sequences=tiling.empty,
+            coding=decoded.coding,
+        )
 
     @property
     def bp_per_second(self) -> float:
@@ -114,40 +245,27 @@ class AnnotationStats:
 class WindowAnnotator:
     """Annotates batches of windows with one model: encode, generate (constrained), decode, score.
 
-    `both_strands` (the default) reads every window twice, as given and as its reverse complement, so that
-    each strand is also read 5' to 3'. The decoder writes a gene's left coordinate first: on the + strand
-    any start codon of the right ORF then fixes the 3' end, on the - strand the left coordinate is the stop
-    codon itself, which a small model finds less often; on the reverse complement those genes are + genes.
+    `options.both_strands` (the default) reads every window twice, as given and as its reverse complement,
+    so that each strand is also read 5' to 3'. The decoder writes a gene's left coordinate first: on the +
+    strand any start codon of the right ORF then fixes the 3' end, on the - strand the left coordinate is the
+    stop codon itself, which a small model finds less often; on the reverse complement those genes are +
+    genes.
     The genes of both reads are merged; where the two reads found one locus (`same_locus`), the copy with the
     higher score stays. It doubles the decoding.
     """
 
     def __init__(
-        self,
-        model,
-        tokenizer,
-        genetic_code: int = 11,
-        constraints: bool = True,
-        num_beams: int = 1,
-        max_new_tokens: int | None = None,
-        coding_genes: bool = False,
-        min_coding_length: int = MIN_CODING_LENGTH,
-        both_strands: bool = True,
-        track_weight: float = 0.0,
-        keep_coding: bool = False,
+        self, model, tokenizer, options: AnnotationOptions = AnnotationOptions(), keep_coding: bool = False
     ):
-        self.model, self.tokenizer = model.eval(), tokenizer
+        self.model, self.tokenizer, self.options = model.eval(), tokenizer, options
         # Track-guided coordinates need a model with a track head (an older one is decoded as before).
-        self.track_weight = track_weight if hasattr(model, "track_head") else 0.0
+        self.track_weight = options.track_weight if hasattr(model, "track_head") else 0.0
         # `keep_coding`: after each call, `coding[i]` is window i's coding probability per base [bases, 2]
         # (+ strand, - strand) from the track head.
         self.keep_coding = keep_coding and hasattr(model, "track_head")
         self.coding: list[np.ndarray] = []
-        self.both_strands = both_strands
         self.vocab = GrammarVocab.from_tokenizer(tokenizer)
-        self.code = GeneticCode(genetic_code)
-        self.constraints, self.num_beams, self.max_new_tokens = constraints, num_beams, max_new_tokens
-        self.coding_genes, self.min_coding_length = coding_genes, min_coding_length
+        self.code = GeneticCode(options.translation_table)
         self.pointers = getattr(model.config, "coordinate_scheme", "pointer") == "pointer"
 
     @torch.no_grad()
@@ -159,7 +277,7 @@ class WindowAnnotator:
         `hints[i]`: evidence genes of window i in its coordinates (`window_hints`), read by the encoder.
         """
         hints = hints or [None] * len(windows)
-        if not self.both_strands:
+        if not self.options.both_strands:
             return self._generate(windows, hints)
         # (the reverse-complement reads' tracks are dropped below: the forward read's covers both strands)
         flipped = [
@@ -199,7 +317,7 @@ class WindowAnnotator:
         }
         token_offsets = inputs["token_offsets"]
         track = None
-        if (self.constraints and self.track_weight) or self.keep_coding:  # one encoder pass for both
+        if (self.options.constraints and self.track_weight) or self.keep_coding:  # one encoder pass for both
             inputs["encoder_outputs"] = self.model.get_encoder()(**inputs)
             track = self.track_log_probs(inputs["encoder_outputs"].last_hidden_state, inputs)
         if self.keep_coding:
@@ -207,24 +325,26 @@ class WindowAnnotator:
                 coding_probability(t[: len(w.sequence)]) for t, w in zip(track, windows, strict=True)
             ]
         processors = []
-        if self.constraints:
+        if self.options.constraints:
             processors.append(
                 BiologyConstrainedLogitsProcessor.for_windows(
                     self.vocab,
                     [w.sequence for w in windows],
                     token_offsets.cpu().numpy() if self.pointers else None,
                     self.code,
-                    self.coding_genes,
-                    self.min_coding_length,
+                    self.options.coding_gene_mode,
+                    self.options.min_coding_length,
                     track,
                     self.track_weight,
                 )
             )
-        budget = self.max_new_tokens or max(64, TOKENS_PER_KB * max(len(w.sequence) for w in windows) // 1000)
+        budget = self.options.max_new_tokens or max(
+            64, TOKENS_PER_KB * max(len(w.sequence) for w in windows) // 1000
+        )
         out = self.model.generate(
             **inputs,
             logits_processor=processors,
-            num_beams=self.num_beams,
+            num_beams=self.options.num_beams,
             do_sample=False,
             max_new_tokens=budget,
             max_length=None,
@@ -376,116 +496,132 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 def annotate_genome(
-    model, tokenizer, fasta_path: str | PathLike, taxon: str = "prokaryotes", **options
+    model, tokenizer, fasta_path: str | PathLike, options: AnnotationOptions = AnnotationOptions(), **kwargs
 ) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
-    """Annotate every contig of a FASTA file (plain or gzip); options and result as `annotate_records`."""
-    return annotate_records(model, tokenizer, read_fasta(fasta_path), taxon, **options)
+    """Annotate every contig of a FASTA file (plain or gzip); arguments and result as `annotate_records`."""
+    return annotate_records(model, tokenizer, read_fasta(fasta_path), options, **kwargs)
 
 
 def annotate_records(
     model,
     tokenizer,
     records: Iterable[tuple[str, str]],
-    taxon: str = "prokaryotes",
-    batch_size: int = 4,
-    num_beams: int = 1,
-    constraints: bool = True,
-    genetic_code: int | None = None,
-    coding_genes: bool | None = None,
-    min_coding_length: int = MIN_CODING_LENGTH,
-    both_strands: bool = True,
-    window_size: int | None = None,
-    overlap: int | None = None,
-    max_new_tokens: int | None = None,
-    progress: bool = True,
+    options: AnnotationOptions = AnnotationOptions(),
+    *,
     hints: dict[str, list[Gene]] | None = None,
-    track_weight: float = TRACK_WEIGHT,
+    progress: bool = True,
     coding_track: bool = False,
 ) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
-    """Annotate (seqid, sequence) records: (genes per seqid, 1-based; sequence lengths; statistics).
+    """Annotate (seqid, sequence) records as `options` say: (genes per seqid, 1-based; sequence lengths;
+    statistics).
 
     `hints` (seqid -> 1-based evidence genes, e.g. `read_hints(...).genes_by_seqid`) are given to the
     encoder of every window they touch (`[HIT]` records after the DNA, `tokenization.encode_source`).
-
     `stats.scores[seqid]` runs parallel to `genes_by_seqid[seqid]` (mean token log-probability per gene).
-    `coding_genes` (default: on for prokaryotes, whose genes are single ORFs) snaps the spans of `<gene>`
-    records to ORFs of at least `min_coding_length` bp as they are decoded (`constraints`). `both_strands`
-    also reads each window's reverse complement and merges the two reads (`WindowAnnotator`; twice the
-    decoding). `track_weight` weighs the model's per-base track (a model with a track head) in a coding
-    gene's coordinates (`constraints.TrackEvidence`). `coding_track` keeps its per-base coding probability
-    in `stats.coding[seqid]` ([length, 2]: + and - strand, the mean of the windows that read a base; NaN
-    where none did).
+    `coding_track` keeps the track head's per-base coding probability in `stats.coding[seqid]` ([length, 2]:
+    + and - strand, the mean of the windows that read a base; NaN where none did).
     """
     if coding_track and not hasattr(model, "track_head"):
         raise ValueError("the model has no track head (trained without --track_loss_weight): no coding track")
-    if taxon not in TAXA:
-        raise ValueError(f"unknown taxon {taxon!r}; choose from {', '.join(TAXA)}")
-    size = window_size or TAXA[taxon][0]
-    overlap = int(size * OVERLAP_FRACTION) if overlap is None else overlap
-    code = genetic_code or GENETIC_CODES.get(taxon, 1)
-    coding_genes = taxon == "prokaryotes" if coding_genes is None else coding_genes
-    annotator = WindowAnnotator(
-        model,
-        tokenizer,
-        code,
-        constraints=constraints,
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
-        coding_genes=coding_genes,
-        min_coding_length=min_coding_length,
-        both_strands=both_strands,
-        track_weight=track_weight,
-        keep_coding=coding_track,
-    )
-    stats = AnnotationStats()
-    coding_sums: dict[str, np.ndarray] = {}
-    coding_counts: dict[str, np.ndarray] = {}
-    hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None
-    seq_lengths: dict[str, int] = {}
-    windows: dict[str, list[Window]] = {}
-    predictions: dict[str, list[Prediction]] = {}
+    unreadable_hints = Counter()
+    hints = readable_hints(hints, tokenizer, unreadable_hints) if hints else None
+    annotator = WindowAnnotator(model, tokenizer, options, keep_coding=coding_track)
     started = time.perf_counter()
+    tiling = tile_records(records, options)
+    decoded = decode_windows(annotator, tiling, hints, progress)
+    stitched = stitch_contigs(tiling, decoded)
+    stats = AnnotationStats.of(tiling, decoded, stitched, unreadable_hints, time.perf_counter() - started)
+    return stitched.genes, tiling.lengths, stats
 
-    def all_windows() -> Iterator[tuple[int, Window]]:
-        for seqid, sequence in records:
-            seq_lengths[seqid] = len(sequence)
-            if not sequence:
-                stats.empty_sequences.append(seqid)
-            windows[seqid] = tile(seqid, sequence, size, overlap)
-            stats.sequence_bases += len(sequence)
-            stats.covered_bases += covered_bases(windows[seqid])
-            stats.gap_bases += gap_bases(sequence)
-            predictions[seqid] = []
-            if coding_track:
-                coding_sums[seqid] = np.zeros((len(sequence), 2), np.float32)
-                coding_counts[seqid] = np.zeros((len(sequence), 1), np.float32)
-            yield from enumerate(windows[seqid])
 
-    bar = tqdm(desc="annotating", unit="bp", unit_scale=True, disable=not progress)
-    for batch in batched(all_windows(), batch_size):
-        batch_windows = [w for _, w in batch]
-        batch_hints = [window_hints(w, hints.get(w.seqid, ())) for w in batch_windows] if hints else None
-        genes, scores, errors = annotator(batch_windows, batch_hints)
-        stats.decode_errors += errors
-        for (index, window), window_genes, window_scores in zip(batch, genes, scores, strict=True):
-            predictions[window.seqid] += place(window, index, window_genes, window_scores)
-            stats.windows += 1
-            stats.bases += len(window.sequence)
-        if coding_track:
-            for window, coding in zip(batch_windows, annotator.coding, strict=True):
-                coding_sums[window.seqid][window.start : window.end] += coding
-                coding_counts[window.seqid][window.start : window.end] += 1
-        bar.update(sum(len(w.sequence) for _, w in batch))
-        bar.set_postfix(windows=stats.windows)
-    bar.close()
+@dataclass
+class Tiling:
+    """Every contig cut into windows (`tile_records`)."""
 
-    genes_by_seqid = {}
-    for seqid in seq_lengths:
-        kept = stitch(predictions[seqid], windows[seqid], stats.stitch)
-        genes_by_seqid[seqid] = [p.gene for p in kept]
-        stats.scores[seqid] = [p.score for p in kept]
-    for seqid, sums in coding_sums.items():
-        with np.errstate(invalid="ignore"):  # 0 / 0: a base no window read
-            stats.coding[seqid] = sums / coding_counts[seqid]
-    stats.seconds = time.perf_counter() - started
-    return genes_by_seqid, seq_lengths, stats
+    windows: dict[str, list[Window]] = field(default_factory=dict)  # per seqid, in order
+    lengths: dict[str, int] = field(default_factory=dict)
+    empty: list[str] = field(default_factory=list)  # records without bases: nothing to annotate
+    sequence_bases: int = 0  # every base of every contig = covered_bases + gap_bases
+    covered_bases: int = 0  # inside at least one window
+    gap_bases: int = 0  # in long N runs (annotation.windows.MIN_N_GAP), which no window reads
+
+
+def tile_records(records: Iterable[tuple[str, str]], options: AnnotationOptions) -> Tiling:
+    """Each record tiled at the options' window size with their overlap, all-N stretches skipped."""
+    tiling = Tiling()
+    for seqid, sequence in records:
+        tiling.windows[seqid] = tile(seqid, sequence, options.window_bp, options.overlap_bp)
+        tiling.lengths[seqid] = len(sequence)
+        if not sequence:
+            tiling.empty.append(seqid)
+        tiling.sequence_bases += len(sequence)
+        tiling.covered_bases += covered_bases(tiling.windows[seqid])
+        tiling.gap_bases += gap_bases(sequence)
+    return tiling
+
+
+@dataclass
+class Decoded:
+    """Every window's genes, placed on its contig (`decode_windows`)."""
+
+    predictions: dict[str, list[Prediction]]  # per seqid, window by window
+    windows: int = 0
+    bases: int = 0  # read by the windows (overlaps counted once per window)
+    errors: int = 0  # malformed records
+    coding: dict[str, np.ndarray] = field(default_factory=dict)  # per seqid, with the annotator's keep_coding
+
+
+def decode_windows(
+    annotator: WindowAnnotator, tiling: Tiling, hints: dict[str, list[Gene]] | None, progress: bool
+) -> Decoded:
+    """The windows of all contigs, in order, in batches through `annotator`; with `keep_coding`, each
+    base's coding probability is the mean over the windows that read it (NaN where none did)."""
+    decoded = Decoded({seqid: [] for seqid in tiling.windows})
+    coding_sums = {
+        s: np.zeros((n, 2), np.float32) for s, n in tiling.lengths.items() if annotator.keep_coding
+    }
+    coding_counts = {
+        s: np.zeros((n, 1), np.float32) for s, n in tiling.lengths.items() if annotator.keep_coding
+    }
+    numbered = [
+        (index, window) for windows in tiling.windows.values() for index, window in enumerate(windows)
+    ]
+    total = sum(len(window.sequence) for _, window in numbered)
+    with tqdm(total=total, desc="annotating", unit="bp", unit_scale=True, disable=not progress) as bar:
+        for batch in batched(numbered, annotator.options.batch_size):
+            windows = [window for _, window in batch]
+            batch_hints = [window_hints(w, hints.get(w.seqid, ())) for w in windows] if hints else None
+            genes, scores, errors = annotator(windows, batch_hints)
+            decoded.errors += errors
+            for (index, window), window_genes, window_scores in zip(batch, genes, scores, strict=True):
+                decoded.predictions[window.seqid] += place(window, index, window_genes, window_scores)
+            if annotator.keep_coding:
+                for window, coding in zip(windows, annotator.coding, strict=True):
+                    coding_sums[window.seqid][window.start : window.end] += coding
+                    coding_counts[window.seqid][window.start : window.end] += 1
+            decoded.windows += len(batch)
+            decoded.bases += sum(len(window.sequence) for window in windows)
+            bar.update(sum(len(window.sequence) for window in windows))
+            bar.set_postfix(windows=decoded.windows)
+    with np.errstate(invalid="ignore"):  # 0 / 0: a base no window read
+        decoded.coding = {seqid: sums / coding_counts[seqid] for seqid, sums in coding_sums.items()}
+    return decoded
+
+
+@dataclass
+class Stitched:
+    """One annotation per contig (`stitch_contigs`)."""
+
+    genes: dict[str, list[Gene]] = field(default_factory=dict)  # per seqid, 1-based
+    scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
+    stats: StitchStats = field(default_factory=StitchStats)
+
+
+def stitch_contigs(tiling: Tiling, decoded: Decoded) -> Stitched:
+    """Each contig's window genes stitched into one annotation (`windows.stitch`)."""
+    stitched = Stitched()
+    for seqid, windows in tiling.windows.items():
+        kept = stitch(decoded.predictions[seqid], windows, stitched.stats)
+        stitched.genes[seqid] = [p.gene for p in kept]
+        stitched.scores[seqid] = [p.score for p in kept]
+    return stitched

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum, auto
 
 import numpy as np
 import torch
@@ -412,6 +413,57 @@ class TrackEvidence:
 # ---------------------------------------------------------------- the grammar state machine
 
 
+class Slot(Enum):
+    """Where a sequence is in the grammar `<bos> [ATT] gene* <eos>`."""
+
+    BOS = auto()  # nothing written yet
+    TASK = auto()  # after <bos>
+    RECORD = auto()  # after [ATT], before the first gene
+    COORD = auto()  # inside a coordinate (which one: `Purpose`)
+    STRAND = auto()  # after a gene's two coordinates
+    BODY = auto()  # in a gene: its open flags and transcripts (how far a transcript is: `Stage`)
+    DONE = auto()  # after <eos>: anything may follow
+
+
+class Purpose(Enum):
+    """Which coordinate is being written."""
+
+    GENE_START = auto()
+    GENE_END = auto()
+    SPAN_START = auto()
+    SPAN_END = auto()
+    INTRON_END = auto()  # the last base of the exon before an intron
+    INTRON_NEXT = auto()  # the first base of the exon after it
+    CDS_START = auto()
+    CDS_END = auto()
+
+
+class Stage(Enum):
+    """How far a transcript is written: head -> span -> introns -> cds -> phase (each but the head optional)."""
+
+    HEAD = auto()
+    SPAN = auto()
+    INTRONS = auto()
+    CDS = auto()
+    PHASE = auto()
+
+
+class GrammarError(RuntimeError):
+    """A grammar state that no token sequence leads to: a bug in the constraints, never bad input."""
+
+
+class Rules(dict):
+    """A dispatch table from a `Slot`, `Purpose` or `Stage` to the method that handles it. A state without a
+    rule is impossible and raises, instead of falling into another state's branch."""
+
+    def __init__(self, kind: str, rules: dict):
+        super().__init__(rules)
+        self.kind = kind
+
+    def __missing__(self, key):
+        raise GrammarError(f"impossible grammar state: no rule for {self.kind} {key!r}")
+
+
 @dataclass(frozen=True)
 class _Gene:
     start: int = -1
@@ -430,7 +482,7 @@ class _Transcript:
     end: int
     exon_start: int  # start of the exon being built (the last intron's second coordinate)
     introns: tuple[tuple[int, int], ...] = ()
-    stage: str = "head"  # head -> span -> introns -> cds -> phase (each optional)
+    stage: Stage = Stage.HEAD
 
     def exons(self) -> tuple[tuple[int, int], ...]:
         starts = [self.start, *(b for _, b in self.introns)]
@@ -442,12 +494,12 @@ class _Transcript:
 class State:
     """Where one sequence is in the grammar, and what the current record has said so far."""
 
-    slot: str = "bos"  # bos, task, record, strand, coord, body, done
+    slot: Slot = Slot.BOS
     prev: tuple[int, int] = (-1, -1)  # (start, end) of the previous gene, for canonical order
     prev_kind: tuple[str, int] = (".", -1)  # its (strand, type id): no two consecutive genes alike
     gene: _Gene | None = None
     transcript: _Transcript | None = None
-    purpose: str = ""  # which coordinate is being written
+    purpose: Purpose | None = None  # which coordinate is being written (in slot COORD)
     first: int = -1  # its first token, once written
     legal: np.ndarray | None = None  # legal bases for the coordinate being written
     pending: int = -1  # the first coordinate of a pair (intron, CDS) while the second is written
@@ -474,13 +526,75 @@ class Grammar:
         self.evidence = evidence
         self._orf_scores: np.ndarray | None = None
         self._spans_cache: dict[tuple, CodingSpans] = {}
+        # One rule per state: the tokens it allows, where the next token takes it, the bases a coordinate
+        # may name and where writing it leads.
+        self._allowed_in = Rules(
+            "slot",
+            {
+                Slot.BOS: self._bos_allowed,
+                Slot.TASK: self._task_allowed,
+                Slot.RECORD: self._record_allowed,
+                Slot.COORD: self._coordinate_allowed,
+                Slot.STRAND: self._strand_allowed,
+                Slot.BODY: self._body_allowed,
+                Slot.DONE: self._done_allowed,
+            },
+        )
+        self._allowed_at_stage = Rules(
+            "stage",
+            {
+                Stage.HEAD: self._structure_allowed,
+                Stage.SPAN: self._structure_allowed,
+                Stage.INTRONS: self._structure_allowed,
+                Stage.CDS: self._phase_allowed,
+                Stage.PHASE: self._follow,
+            },
+        )
+        self._next_after = Rules(
+            "slot",
+            {
+                Slot.BOS: self._after_start,
+                Slot.TASK: self._after_start,
+                Slot.RECORD: self._after_record_token,
+                Slot.COORD: self._after_coordinate_token,
+                Slot.STRAND: self._after_strand,
+                Slot.BODY: self._after_record_token,
+                Slot.DONE: self._after_done,
+            },
+        )
+        self._legal_bases = Rules(
+            "coordinate",
+            {
+                Purpose.GENE_START: self._gene_start_legal,
+                Purpose.GENE_END: self._gene_end_legal,
+                Purpose.SPAN_START: self._span_start_legal,
+                Purpose.SPAN_END: self._span_end_legal,
+                Purpose.INTRON_END: self._intron_end_legal,
+                Purpose.INTRON_NEXT: self._intron_next_legal,
+                Purpose.CDS_START: self._cds_start_legal,
+                Purpose.CDS_END: self._cds_end_legal,
+            },
+        )
+        self._written = Rules(
+            "coordinate",
+            {
+                Purpose.GENE_START: self._gene_start_written,
+                Purpose.GENE_END: self._gene_end_written,
+                Purpose.SPAN_START: self._span_start_written,
+                Purpose.SPAN_END: self._span_end_written,
+                Purpose.INTRON_END: self._intron_end_written,
+                Purpose.INTRON_NEXT: self._intron_next_written,
+                Purpose.CDS_START: self._cds_start_written,
+                Purpose.CDS_END: self._cds_end_written,
+            },
+        )
 
     # -------------------------------------------------------- allowed tokens
 
     def allowed(self, state: State) -> np.ndarray | None:
         """Ids allowed next (None: anything, the sequence is finished)."""
-        ids = self._grammar_allowed(state)
-        if ids is None or state.transcript is None or state.slot not in ("body", "coord"):
+        ids = self._allowed_in[state.slot](state)
+        if ids is None or state.transcript is None or state.slot not in (Slot.BODY, Slot.COORD):
             return ids
         return self._without_repeats(state, ids)
 
@@ -488,16 +602,18 @@ class Grammar:
         """The track's evidence for each allowed coordinate token of a coding gene's span (None elsewhere):
         the best ORF a first token's bases can start (or end), or the ORF the base a second token names
         starts (or ends); 0 for the best token, negative for the others."""
-        if self.evidence is None or state.slot != "coord" or state.purpose not in ("gene_start", "gene_end"):
+        if self.evidence is None or state.slot is not Slot.COORD:
+            return None
+        if state.purpose not in (Purpose.GENE_START, Purpose.GENE_END):
             return None
         if not state.gene.coding:
             return None
         keep = self._gene_orf_mask(state)
         orfs, scores = self.tables.orfs(self.min_coding_length)[keep], self._orf_evidence()[keep]
-        if state.purpose == "gene_end":
+        if state.purpose is Purpose.GENE_END:
             orfs, scores = orfs[orfs[:, 0] == state.gene.start], scores[orfs[:, 0] == state.gene.start]
         per_base = np.full(self.length, -np.inf)
-        np.maximum.at(per_base, orfs[:, 0 if state.purpose == "gene_start" else 1], scores)
+        np.maximum.at(per_base, orfs[:, 0 if state.purpose is Purpose.GENE_START else 1], scores)
         if state.first < 0:
             values = [per_base[slice(*self.coords._range(i))].max(initial=-np.inf) for i in ids.tolist()]
         else:
@@ -509,57 +625,66 @@ class Grammar:
             return None
         return np.where(np.isfinite(values), values - values[np.isfinite(values)].max(), 0.0)
 
-    def _grammar_allowed(self, state: State) -> np.ndarray | None:
-        v = self.vocab
-        if state.slot == "bos":
-            return np.array([v.bos if state.gene is None else v.task])
-        if state.slot == "task":
-            return np.array([v.task])
-        if state.slot == "done":
-            return None
-        if state.slot == "record":
-            ids = [v.eos]
-            if self.length >= 2:
-                ids += v.gene_types.tolist()
-            return np.array(ids)
-        if state.slot == "strand":
-            return np.array([v.strand_ids[s] for s in self._strands(state)])
-        if state.slot == "coord":
-            if state.first < 0:
-                return self.coords.first(state.legal)
-            return self.coords.second(state.first, state.legal)
-        return self._body_allowed(state)
+    def _bos_allowed(self, state: State) -> np.ndarray:
+        return np.array([self.vocab.bos])
+
+    def _task_allowed(self, state: State) -> np.ndarray:
+        return np.array([self.vocab.task])
+
+    def _done_allowed(self, state: State) -> None:
+        return None
+
+    def _record_allowed(self, state: State) -> np.ndarray:
+        ids = [self.vocab.eos]
+        if self.length >= 2:
+            ids += self.vocab.gene_types.tolist()
+        return np.array(ids)
+
+    def _strand_allowed(self, state: State) -> np.ndarray:
+        return np.array([self.vocab.strand_ids[s] for s in self._strands(state)])
+
+    def _coordinate_allowed(self, state: State) -> np.ndarray:
+        if state.first < 0:
+            return self.coords.first(state.legal)
+        return self.coords.second(state.first, state.legal)
 
     def _body_allowed(self, state: State) -> np.ndarray:
+        if state.transcript is None:
+            return self._header_allowed(state)
+        return self._allowed_at_stage[state.transcript.stage](state)
+
+    def _header_allowed(self, state: State) -> np.ndarray:
+        """After the gene's coordinates and strand: its open flags, then a transcript, the next gene or the end."""
+        v, gene = self.vocab, state.gene
+        finished = True
+        open_left = gene.start == 0 and not gene.open_left and not gene.open_right
+        open_right = gene.end == self.length - 1 and not gene.open_right
+        if gene.coding:  # an edge the ORF runs off must be marked open
+            finished = self._is_orf(gene, gene.open_left, gene.open_right)
+            open_left &= self._is_orf(gene, True, False) or (open_right and self._is_orf(gene, True, True))
+            open_right &= self._is_orf(gene, gene.open_left, True)
+        ids = [self._follow(state)] if finished else []
+        if open_left:
+            ids.append([v.open_left])
+        if open_right:
+            ids.append([v.open_right])
+        return np.concatenate(ids).astype(np.int64)
+
+    def _phase_allowed(self, state: State) -> np.ndarray:
+        """After the CDS coordinates: a phase token, or phase 0 by omission."""
+        phases = self._choices(state).phases(*state.cds)
+        ids = [self.vocab.phase_ids[p] for p in phases if p]
+        return np.concatenate([ids, self._follow(state) if 0 in phases else []]).astype(np.int64)
+
+    def _structure_allowed(self, state: State) -> np.ndarray:
+        """In a transcript before its CDS: its span, introns or CDS, or what ends it."""
         v, gene, tx = self.vocab, state.gene, state.transcript
-        if tx is None:  # after the gene's coordinates
-            finished = True
-            open_left = gene.start == 0 and not gene.open_left and not gene.open_right
-            open_right = gene.end == self.length - 1 and not gene.open_right
-            if gene.coding:  # an edge the ORF runs off must be marked open
-                finished = self._is_orf(gene, gene.open_left, gene.open_right)
-                open_left &= self._is_orf(gene, True, False) or (
-                    open_right and self._is_orf(gene, True, True)
-                )
-                open_right &= self._is_orf(gene, gene.open_left, True)
-            ids = [self._follow(state)] if finished else []
-            if open_left:
-                ids.append([v.open_left])
-            if open_right:
-                ids.append([v.open_right])
-            return np.concatenate(ids).astype(np.int64)
-        if tx.stage == "phase":
-            return self._follow(state)
-        if tx.stage == "cds":  # after the CDS coordinates: a phase token, or phase 0 by omission
-            phases = self._choices(state).phases(*state.cds)
-            ids = [v.phase_ids[p] for p in phases if p]
-            return np.concatenate([ids, self._follow(state) if 0 in phases else []]).astype(np.int64)
         ids = [self._follow(state)]
-        if tx.stage == "head" and self._span_possible(gene):
+        if tx.stage is Stage.HEAD and self._span_possible(gene):
             ids.append([v.span])
-        if tx.stage in ("head", "span") and self._intron_legal(state, tx.start).any():
+        if tx.stage in (Stage.HEAD, Stage.SPAN) and self._intron_legal(state, tx.start).any():
             ids.append([v.introns])
-        if tx.stage == "introns":
+        if tx.stage is Stage.INTRONS:
             ids.append(self.coords.first(self._intron_legal(state, tx.exon_start)))
         if gene.strand != ".":
             choices, extent = self._choices(state), (tx.start, tx.end)
@@ -606,7 +731,7 @@ class Grammar:
     def _has_new_completion(self, state: State) -> bool:
         """Whether the current transcript can still end unlike all finished ones. Only paths along a
         finished transcript are searched: any other token leaves them all, and the grammar has no dead ends."""
-        ids = self._grammar_allowed(state)
+        ids = self._allowed_in[state.slot](state)
         follows = np.isin(ids, self.vocab.follow)
         if follows.any() and state.tokens not in state.done:
             return True
@@ -628,22 +753,31 @@ class Grammar:
         return after
 
     def _advance(self, state: State, token: int) -> State:
+        if token == self.vocab.eos:  # in any slot
+            return replace(state, slot=Slot.DONE)
+        return self._next_after[state.slot](state, token)
+
+    def _after_start(self, state: State, token: int) -> State:
+        """`<bos> [ATT]` (or `[ATT]` alone) starts the records; anything else ends the sequence."""
+        if token == self.vocab.bos and state.slot is Slot.BOS:
+            return replace(state, slot=Slot.TASK)
+        return replace(state, slot=Slot.RECORD if token == self.vocab.task else Slot.DONE)
+
+    def _after_done(self, state: State, token: int) -> State:
+        return state
+
+    def _after_strand(self, state: State, token: int) -> State:
+        return replace(state, slot=Slot.BODY, gene=replace(state.gene, strand=self.vocab.strands[token]))
+
+    def _after_coordinate_token(self, state: State, token: int) -> State:
+        if state.first < 0:
+            return replace(state, first=token)
+        value = self.coords.value(state.first, token)
+        return self._written[state.purpose](replace(state, first=-1), -1 if value is None else value)
+
+    def _after_record_token(self, state: State, token: int) -> State:
         v = self.vocab
-        slot = state.slot
-        if slot in ("bos", "task"):
-            if token == v.bos and slot == "bos":
-                return replace(state, slot="task")
-            return replace(state, slot="record") if token == v.task else replace(state, slot="done")
-        if slot == "done" or token == v.eos:
-            return replace(state, slot="done")
-        if slot == "strand":
-            return replace(state, slot="body", gene=replace(state.gene, strand=v.strands[token]))
-        if slot == "coord":
-            if state.first < 0:
-                return replace(state, first=token)
-            value = self.coords.value(state.first, token)
-            return self._coordinate_done(replace(state, first=-1), -1 if value is None else value)
-        if token in v.gene_type_set:  # a new gene (from "record" or after the previous one)
+        if token in v.gene_type_set:  # a new gene (from RECORD or after the previous one)
             if state.gene is None:
                 prev, kind = state.prev, state.prev_kind
             else:
@@ -653,7 +787,7 @@ class Grammar:
                 type_id=token,
                 coding=self.coding_genes and token in v.coding_gene_types,
             )
-            return self._coordinate(State(prev=prev, prev_kind=kind, gene=gene), "gene_start")
+            return self._coordinate(State(prev=prev, prev_kind=kind, gene=gene), Purpose.GENE_START)
         gene, tx = state.gene, state.transcript
         if token in v.transcript_type_set:
             done = state.done if tx is None else state.done | {state.tokens}
@@ -664,81 +798,106 @@ class Grammar:
         if token == v.open_right:
             return replace(state, gene=replace(gene, open_right=True))
         if token == v.span:
-            return self._coordinate(state, "span_start")
+            return self._coordinate(state, Purpose.SPAN_START)
         if token == v.introns:
-            return self._coordinate(replace(state, transcript=replace(tx, stage="introns")), "intron_end")
-        if token == v.cds_all:
-            return replace(state, transcript=replace(tx, stage="cds"), cds=(tx.start, tx.end))
-        if token == v.cds:
-            return self._coordinate(state, "cds_start")
-        if token in v.phases:
-            return replace(state, transcript=replace(tx, stage="phase"))
-        if slot == "body" and tx is not None and tx.stage == "introns":  # first token of another intron
-            return replace(self._coordinate(state, "intron_end"), first=token)
-        return replace(state, slot="done")  # unreachable under the mask
-
-    def _coordinate(self, state: State, purpose: str) -> State:
-        state = replace(state, slot="coord", purpose=purpose, first=-1)
-        return replace(state, legal=self._legal(state, purpose) & self.tables.addressable)
-
-    def _coordinate_done(self, state: State, value: int) -> State:
-        gene, tx, purpose = state.gene, state.transcript, state.purpose
-        body = replace(state, slot="body", legal=None)
-        if purpose == "gene_start":
-            return self._coordinate(replace(state, gene=replace(gene, start=value)), "gene_end")
-        if purpose == "gene_end":
-            return replace(body, slot="strand", gene=replace(gene, end=value))
-        if purpose == "span_start":
             return self._coordinate(
-                replace(state, transcript=replace(tx, start=value, exon_start=value)), "span_end"
+                replace(state, transcript=replace(tx, stage=Stage.INTRONS)), Purpose.INTRON_END
             )
-        if purpose == "span_end":
-            return replace(body, transcript=replace(tx, end=value, stage="span"))
-        if purpose == "intron_end":
-            return self._coordinate(replace(state, pending=value), "intron_next")
-        if purpose == "intron_next":
-            introns = (*tx.introns, (state.pending, value))
-            return replace(body, transcript=replace(tx, introns=introns, exon_start=value))
-        if purpose == "cds_start":
-            return self._coordinate(replace(state, pending=value), "cds_end")
-        return replace(body, transcript=replace(tx, stage="cds"), cds=(state.pending, value))  # cds_end
+        if token == v.cds_all:
+            return replace(state, transcript=replace(tx, stage=Stage.CDS), cds=(tx.start, tx.end))
+        if token == v.cds:
+            return self._coordinate(state, Purpose.CDS_START)
+        if token in v.phases:
+            return replace(state, transcript=replace(tx, stage=Stage.PHASE))
+        if (
+            state.slot is Slot.BODY and tx is not None and tx.stage is Stage.INTRONS
+        ):  # another intron's first token
+            return replace(self._coordinate(state, Purpose.INTRON_END), first=token)
+        return replace(state, slot=Slot.DONE)  # unreachable under the mask
 
-    # -------------------------------------------------------- legal bases
+    def _coordinate(self, state: State, purpose: Purpose) -> State:
+        state = replace(state, slot=Slot.COORD, purpose=purpose, first=-1)
+        return replace(state, legal=self._legal_bases[purpose](state) & self.tables.addressable)
 
-    def _legal(self, state: State, purpose: str) -> np.ndarray:
-        n = self.length
-        legal = np.zeros(n, bool)
-        gene, tx = state.gene, state.transcript
-        if purpose == "gene_start":
-            legal[max(state.prev[0], 0) : n - 1] = True
-            if gene.coding:
-                legal &= self._mask(self._gene_orfs(state)[:, 0])
-        elif purpose == "gene_end":
-            # Canonical order: a gene starting where the previous one did ends no earlier.
-            same_start = gene.start == state.prev[0]
-            legal[max(gene.start + 1, state.prev[1]) if same_start else gene.start + 1 :] = True
-            if gene.coding:
-                orfs = self._gene_orfs(state)
-                legal &= self._mask(orfs[orfs[:, 0] == gene.start, 1])
-        elif purpose == "span_start":
-            legal[gene.start : gene.end] = True
-        elif purpose == "span_end":
-            legal[tx.start + 1 : gene.end + 1] = True
-            if tx.start == gene.start:
-                legal[gene.end] = False  # that span is the gene's own: written without <span>
-        elif purpose == "intron_end":
-            legal = self._intron_legal(state, tx.exon_start)
-        elif purpose == "intron_next":
-            a = state.pending
-            for left, right_counts in self.tables.splice_pairs(gene.strand):
-                if left[a + 1]:
-                    b = np.arange(a + 1 + MIN_INTRON, tx.end + 1)
-                    legal[b] |= right_counts[b - 1] > right_counts[b - 2]
-        elif purpose == "cds_start":
-            legal[self._choices(state).starts((tx.start, tx.end))] = True
-        elif purpose == "cds_end":
-            legal[self._choices(state).ends((tx.start, tx.end), state.pending)] = True
+    # -------------------------------------------------------- where writing a coordinate leads
+
+    def _gene_start_written(self, state: State, value: int) -> State:
+        return self._coordinate(replace(state, gene=replace(state.gene, start=value)), Purpose.GENE_END)
+
+    def _gene_end_written(self, state: State, value: int) -> State:
+        return replace(state, slot=Slot.STRAND, legal=None, gene=replace(state.gene, end=value))
+
+    def _span_start_written(self, state: State, value: int) -> State:
+        transcript = replace(state.transcript, start=value, exon_start=value)
+        return self._coordinate(replace(state, transcript=transcript), Purpose.SPAN_END)
+
+    def _span_end_written(self, state: State, value: int) -> State:
+        transcript = replace(state.transcript, end=value, stage=Stage.SPAN)
+        return replace(state, slot=Slot.BODY, legal=None, transcript=transcript)
+
+    def _intron_end_written(self, state: State, value: int) -> State:
+        return self._coordinate(replace(state, pending=value), Purpose.INTRON_NEXT)
+
+    def _intron_next_written(self, state: State, value: int) -> State:
+        tx = state.transcript
+        transcript = replace(tx, introns=(*tx.introns, (state.pending, value)), exon_start=value)
+        return replace(state, slot=Slot.BODY, legal=None, transcript=transcript)
+
+    def _cds_start_written(self, state: State, value: int) -> State:
+        return self._coordinate(replace(state, pending=value), Purpose.CDS_END)
+
+    def _cds_end_written(self, state: State, value: int) -> State:
+        transcript = replace(state.transcript, stage=Stage.CDS)
+        return replace(state, slot=Slot.BODY, legal=None, transcript=transcript, cds=(state.pending, value))
+
+    # -------------------------------------------------------- legal bases of each coordinate
+
+    def _gene_start_legal(self, state: State) -> np.ndarray:
+        legal = self._between(max(state.prev[0], 0), self.length - 1)
+        if state.gene.coding:
+            legal &= self._mask(self._gene_orfs(state)[:, 0])
         return legal
+
+    def _gene_end_legal(self, state: State) -> np.ndarray:
+        gene = state.gene
+        # Canonical order: a gene starting where the previous one did ends no earlier.
+        same_start = gene.start == state.prev[0]
+        legal = self._between(
+            max(gene.start + 1, state.prev[1]) if same_start else gene.start + 1, self.length
+        )
+        if gene.coding:
+            orfs = self._gene_orfs(state)
+            legal &= self._mask(orfs[orfs[:, 0] == gene.start, 1])
+        return legal
+
+    def _span_start_legal(self, state: State) -> np.ndarray:
+        return self._between(state.gene.start, state.gene.end)
+
+    def _span_end_legal(self, state: State) -> np.ndarray:
+        gene, tx = state.gene, state.transcript
+        legal = self._between(tx.start + 1, gene.end + 1)
+        if tx.start == gene.start:
+            legal[gene.end] = False  # that span is the gene's own: written without <span>
+        return legal
+
+    def _intron_end_legal(self, state: State) -> np.ndarray:
+        return self._intron_legal(state, state.transcript.exon_start)
+
+    def _intron_next_legal(self, state: State) -> np.ndarray:
+        legal, a, tx = np.zeros(self.length, bool), state.pending, state.transcript
+        for left, right_counts in self.tables.splice_pairs(state.gene.strand):
+            if left[a + 1]:
+                b = np.arange(a + 1 + MIN_INTRON, tx.end + 1)
+                legal[b] |= right_counts[b - 1] > right_counts[b - 2]
+        return legal
+
+    def _cds_start_legal(self, state: State) -> np.ndarray:
+        tx = state.transcript
+        return self._mask(self._choices(state).starts((tx.start, tx.end)))
+
+    def _cds_end_legal(self, state: State) -> np.ndarray:
+        tx = state.transcript
+        return self._mask(self._choices(state).ends((tx.start, tx.end), state.pending))
 
     def _intron_legal(self, state: State, exon_start: int) -> np.ndarray:
         """Legal last bases `a` of an exon starting at `exon_start` that a canonical intron can follow."""
@@ -758,6 +917,12 @@ class Grammar:
     def _mask(self, positions: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.length, bool)
         mask[positions] = True
+        return mask
+
+    def _between(self, first: int, stop: int) -> np.ndarray:
+        """Bases first .. stop - 1 (none when stop <= first)."""
+        mask = np.zeros(self.length, bool)
+        mask[first:stop] = True
         return mask
 
     def _strands(self, state: State) -> list[str]:

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import annotate  # noqa: E402
+from annotation.annotator import AnnotationOptions  # noqa: E402
 from genome_io.baselines import prodigal_genes  # noqa: E402
 from genome_io.fasta import read_fasta  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
@@ -98,9 +99,9 @@ def main() -> int:
                         model,
                         tokenizer,
                         fasta,
-                        GENOME_TAXA[name],
-                        constraints=constraints,
-                        max_new_tokens=args.max_new_tokens,
+                        AnnotationOptions(
+                            GENOME_TAXA[name], constraints=constraints, max_new_tokens=args.max_new_tokens
+                        ),
                         progress=False,
                     )
                     speeds[constraints] = stats.bp_per_second

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import init_model  # noqa: E402
 import train  # noqa: E402
 from annotate import load_model  # noqa: E402
-from annotation.annotator import annotate_records  # noqa: E402
+from annotation.annotator import AnnotationOptions, annotate_records  # noqa: E402
 from dataset_builder.bake import BakeOptions, bake_genome  # noqa: E402
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes  # noqa: E402
 from genome_io.fasta import fasta_lengths, read_fasta  # noqa: E402
@@ -243,9 +243,8 @@ def main(argv=None) -> int:
         run, state, train_s = train_model(corpus, args, work)
         model, tokenizer = load_model(str(run))  # as annotate.py loads it
         started = time.perf_counter()
-        predicted, _, stats = annotate_records(
-            model, tokenizer, corpus.records, corpus.taxon, window_size=args.window_bp, progress=False
-        )
+        options = AnnotationOptions(taxon=corpus.taxon, window_size=args.window_bp)  # annotate.py's defaults
+        predicted, _, stats = annotate_records(model, tokenizer, corpus.records, options, progress=False)
         annotate_s = time.perf_counter() - started
         callers = {"GFF-MoE (this run)": predicted}
         for name, caller in corpus.baselines.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from dataclasses import replace
 from unittest.mock import patch
 
 import pytest
@@ -13,8 +14,9 @@ from Bio.Seq import reverse_complement
 from transformers import AutoTokenizer
 
 import annotate
-from annotation.annotator import WindowAnnotator, merge_reads, token_log_probs
+from annotation.annotator import AnnotationOptions, OptionError, WindowAnnotator, merge_reads, token_log_probs
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
+from genome_io.errors import InputError
 from genome_io.gff import read_gff
 from tests.fixtures.genomes import random_dna, write_text
 from tests.test_constraints import check_biology
@@ -106,6 +108,86 @@ def test_a_cut_piece_loses_to_the_whole_copy_and_contig_ends_stay_open():
     )
     kept = stitch(predictions_of(at_end, windows), windows)
     assert [p.gene for p in kept] == [at_end] and kept[0].gene.open_right
+
+
+# ---------------------------------------------------------------- options
+
+
+REQUIRED = ["--model", "m", "--fasta", "g.fa", "--out", "o.gff3"]
+
+
+def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
+    assert annotate.parse_args(REQUIRED).options == AnnotationOptions()
+    flags = ["--taxon", "plants", "--batch_size", "2", "--num_beams", "3", "--no_constraints"]
+    flags += [
+        "--genetic_code",
+        "4",
+        "--no-coding_genes",
+        "--min_coding_length",
+        "60",
+        "--track_weight",
+        "0.5",
+    ]
+    flags += ["--no-both_strands", "--window_size", "700", "--overlap", "100", "--max_new_tokens", "9"]
+    assert annotate.parse_args([*REQUIRED, *flags]).options == AnnotationOptions(
+        "plants",
+        window_size=700,
+        overlap=100,
+        batch_size=2,
+        num_beams=3,
+        max_new_tokens=9,
+        constraints=False,
+        genetic_code=4,
+        coding_genes=False,
+        min_coding_length=60,
+        track_weight=0.5,
+        both_strands=False,
+    )
+
+
+def test_options_resolve_the_taxon_defaults_as_before():
+    prokaryotes, plants = AnnotationOptions(), AnnotationOptions("plants")
+    assert (prokaryotes.window_bp, prokaryotes.overlap_bp) == (9000, 1800)
+    assert (prokaryotes.translation_table, prokaryotes.coding_gene_mode) == (11, True)
+    assert (plants.window_bp, plants.overlap_bp, plants.translation_table, plants.coding_gene_mode) == (
+        45000,
+        9000,
+        1,
+        False,
+    )
+    assert replace(plants, taxon="prokaryotes") == prokaryotes  # None stays "the taxon's default"
+    given = AnnotationOptions("plants", window_size=600, genetic_code=11, coding_genes=True)
+    assert (given.window_bp, given.overlap_bp, given.translation_table, given.coding_gene_mode) == (
+        600,
+        120,
+        11,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"num_beams": 0}, "num_beams: expected an integer >= 1, got 0"),
+        ({"batch_size": 2.5}, "batch_size: expected an integer >= 1, got 2.5"),
+        ({"window_size": "600"}, "window_size: expected an integer >= 1, got '600'"),
+        ({"overlap": -1}, "overlap: expected an integer >= 0, got -1"),
+        ({"max_new_tokens": True}, "max_new_tokens: expected an integer >= 1, got True"),
+        ({"min_coding_length": 0}, "min_coding_length: expected an integer >= 1, got 0"),
+        ({"track_weight": float("nan")}, "track_weight: expected a number >= 0, got nan"),
+        ({"genetic_code": 99}, "genetic_code: expected an NCBI table, got 99"),
+        ({"taxon": "bacteria"}, "taxon: expected one of prokaryotes, "),
+        ({"constraints": "no"}, "constraints: expected True or False, got 'no'"),
+        ({"coding_genes": 1}, "coding_genes: expected True or False, got 1"),
+        ({"window_size": 600, "overlap": 600}, "overlap: 600 bp must be below the window size (600 bp)"),
+        ({"taxon": "vertebrates", "overlap": 90_000}, "overlap: 90000 bp must be below the window size"),
+    ],
+)
+def test_options_refuse_a_bad_value_in_one_line(option, message):
+    with pytest.raises(OptionError) as refused:
+        AnnotationOptions(**option)
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+    assert isinstance(refused.value, ValueError) and isinstance(refused.value, InputError)
 
 
 # ---------------------------------------------------------------- the tiny model end to end
@@ -293,9 +375,9 @@ def test_soft_masked_eukaryote_with_long_n_runs_annotates_without_loss(tiny_mode
     edge_gaps = "n" * 300 + random_dna(250, seed=34).lower() + "N" * 150 + "NNACGTN" + "N" * 40
     fasta = write_text(tmp_path / "euk.fa", f">chrA\n{masked}\n>chrB\n{edge_gaps}\n")
     upper = write_text(tmp_path / "upper.fa", f">chrA\n{masked.upper()}\n>chrB\n{edge_gaps.upper()}\n")
-    options = dict(taxon="unicellular", window_size=600, overlap=150, max_new_tokens=24, progress=False)
-    genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, **options)
-    upper_genes, _, upper_stats = annotate.annotate_genome(model, tokenizer, upper, **options)
+    options = AnnotationOptions("unicellular", window_size=600, overlap=150, max_new_tokens=24)
+    genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, options, progress=False)
+    upper_genes, _, upper_stats = annotate.annotate_genome(model, tokenizer, upper, options, progress=False)
     assert genes == upper_genes and stats.scores == upper_stats.scores
     assert stats.sequence_bases == sum(lengths.values()) == len(masked) + len(edge_gaps)
     assert stats.gap_bases == 1000 + 300 + 152  # runs of >= 100 N only: the last 41 are read
@@ -310,11 +392,11 @@ def test_both_strands_reads_every_window_and_its_reverse_complement(tiny_model_d
     model, tokenizer = steered_model(tiny_model_dir)
     windows = [Window("c", 0, random_dna(600, seed=seed)) for seed in (21, 22)]
     flipped = [Window("c", 0, reverse_complement(w.sequence)) for w in windows]
-    options = dict(coding_genes=True, min_coding_length=60, max_new_tokens=40)
-    one_read, one_scores, _ = WindowAnnotator(model, tokenizer, both_strands=False, **options)(
+    options = AnnotationOptions(coding_genes=True, min_coding_length=60, max_new_tokens=40)
+    one_read, one_scores, _ = WindowAnnotator(model, tokenizer, replace(options, both_strands=False))(
         windows + flipped
     )
-    both, scores, _ = WindowAnnotator(model, tokenizer, **options)(windows)
+    both, scores, _ = WindowAnnotator(model, tokenizer, options)(windows)
     for i, window in enumerate(windows):
         j = len(windows) + i
         mirrored = [g.mirror(len(window.sequence)) for g in one_read[j]]
@@ -368,16 +450,8 @@ def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
 ):
     model, tokenizer = steered_model(tiny_model_dir)
     fasta, contigs = small_fasta
-    genes, lengths, stats = annotate.annotate_genome(
-        model,
-        tokenizer,
-        fasta,
-        window_size=600,
-        overlap=150,
-        max_new_tokens=budget,
-        progress=False,
-        num_beams=num_beams,
-    )
+    options = AnnotationOptions(window_size=600, overlap=150, max_new_tokens=budget, num_beams=num_beams)
+    genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, options, progress=False)
     assert lengths == {k: len(v) for k, v in contigs.items()}
     expected = [w for seqid, dna in contigs.items() for w in tile(seqid, dna, 600, 150)]
     assert stats.windows == len(expected) and stats.bases == sum(len(w.sequence) for w in expected)

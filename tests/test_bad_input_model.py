@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 import annotate
 import init_model
 import train
-from annotation.annotator import annotate_records, read_hints
+from annotation.annotator import AnnotationOptions, annotate_records, read_hints
 from annotation.constraints import GeneticCode, WindowTables
 from annotation.windows import tile
 from dataset_builder.__main__ import build_parser as bake_parser
@@ -87,9 +87,9 @@ class TestRnaReadsAsDna:
         tokenizer = load_tokenizer(model_dir)
         assert encode_source(tokenizer, as_rna(self.DNA)) == encode_source(tokenizer, self.DNA)
         model, tokenizer = annotate.load_model(str(model_dir))
-        options = dict(window_size=400, overlap=100, max_new_tokens=8, both_strands=False, progress=False)
-        rna = annotate_records(model, tokenizer, [("c", as_rna(self.DNA))], **options)
-        dna = annotate_records(model, tokenizer, [("c", self.DNA)], **options)
+        options = AnnotationOptions(window_size=400, overlap=100, max_new_tokens=8, both_strands=False)
+        rna = annotate_records(model, tokenizer, [("c", as_rna(self.DNA))], options, progress=False)
+        dna = annotate_records(model, tokenizer, [("c", self.DNA)], options, progress=False)
         assert rna[:2] == dna[:2]
 
     def test_bake_writes_the_same_windows(self, tmp_path):

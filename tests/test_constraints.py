@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from Bio.Seq import Seq
 
-from annotation.constraints import BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
+from annotation.constraints import (
+    BiologyConstrainedLogitsProcessor,
+    GeneticCode,
+    GrammarError,
+    GrammarVocab,
+    Purpose,
+    Slot,
+    Stage,
+)
 from tests.fixtures.genomes import random_dna
 from tokenization.codec import codec_vocabulary, decode
 from tokenization.coordinates import NumberCoordinates, PointerCoordinates, pointer_token
@@ -150,6 +160,26 @@ def test_pointer_coordinates_name_bases_inside_dna_tokens():
     assert allowed_after(dna, ["<gene>", "<@2>"], offsets=offsets) == {f"<o{k}>" for k in range(4)}
     scheme = PointerCoordinates(offsets, len(VOCAB))
     assert scheme.decode("<@2>", "<o3>") == 8
+
+
+def test_an_impossible_grammar_state_raises():
+    """A state no token sequence leads to is a bug: it raises instead of falling into another state's branch
+    (a coordinate with an unknown purpose used to be taken silently for a CDS end)."""
+    processor = BiologyConstrainedLogitsProcessor.for_windows(GRAMMAR_VOCAB, [ORF_DNA])
+    grammar = processor.grammars[0]
+    prefix = [token_id(t) for t in ["<bos>", "[ATT]", *gene_head(0, len(ORF_DNA) - 1), "<direct>", "<cds>"]]
+    state = processor.state(0, prefix)
+    assert (state.slot, state.purpose, state.transcript.stage) == (Slot.COORD, Purpose.CDS_START, Stage.HEAD)
+    first = grammar.step(state, int(grammar.allowed(state)[0]))
+    second = int(grammar.allowed(first)[0])
+    grammar.step(first, second)  # the CDS start is written
+    with pytest.raises(GrammarError, match="^impossible grammar state: no rule for coordinate None$"):
+        grammar.step(replace(first, purpose=None), second)
+    with pytest.raises(GrammarError, match="no rule for slot 'coord'"):
+        grammar.allowed(replace(state, slot="coord"))
+    in_body = processor.state(0, prefix[:-1])
+    with pytest.raises(GrammarError, match="no rule for stage 'cds'"):
+        grammar.allowed(replace(in_body, transcript=replace(in_body.transcript, stage="cds")))
 
 
 # ---------------------------------------------------------------- random logits: always valid records

@@ -16,7 +16,7 @@ from transformers.dynamic_module_utils import get_relative_import_files
 
 import annotate
 import hub_code
-from annotation.annotator import read_hints
+from annotation.annotator import AnnotationOptions, OptionError, read_hints
 from genome_io.errors import InputError
 from genome_io.gff3_writer import gff3_lines
 from pipeline_gffmoe import FASTA_TEXT, GffAnnotationPipeline, read_fasta_input
@@ -101,7 +101,9 @@ def without_scores(gff3: str) -> list[list[str]]:
 
 def test_pipeline_runs_from_the_saved_directory_alone(model_dir, fasta, tmp_path):
     model, tokenizer = annotate.load_model(str(model_dir))
-    genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, progress=False, **OPTIONS)
+    genes, lengths, stats = annotate.annotate_genome(
+        model, tokenizer, fasta, AnnotationOptions(**OPTIONS), progress=False
+    )
     assert any(genes.values()), "the steered model should write genes"
     expected_genes = json.loads(
         json.dumps({seqid: [dataclasses.asdict(g) for g in gs] for seqid, gs in genes.items()})
@@ -112,8 +114,9 @@ def test_pipeline_runs_from_the_saved_directory_alone(model_dir, fasta, tmp_path
     elsewhere.mkdir()
     copied = shutil.copytree(model_dir, elsewhere / "model_copy")
     hints = write_text(tmp_path / "hints.gff3", f"ctg1\tev\tgene\t101\t400\t.\t-\t.\tID=h\n{HINT_CDS}")
+    hints_by_seqid = read_hints(hints, lengths).genes_by_seqid
     hinted = annotate.annotate_genome(
-        model, tokenizer, fasta, progress=False, hints=read_hints(hints, lengths).genes_by_seqid, **OPTIONS
+        model, tokenizer, fasta, AnnotationOptions(**OPTIONS), progress=False, hints=hints_by_seqid
     )
     expected_hinted_gff3 = "".join(gff3_lines(hinted[0], lengths, scores=hinted[2].scores))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -192,3 +195,32 @@ def test_pipeline_in_process_rejects_unknown_options(model_dir):
         annotator(">a\nACGT\n", window=10)
     out = annotator(">a\nACGTACGTAC\n", max_new_tokens=8, window_batch_size=2)
     assert out["sequence_lengths"] == {"a": 10} and out["gff3"].startswith("##gff-version 3\n")
+
+
+def test_pipeline_options_in_code_are_checked_at_the_call(model_dir):
+    """A bad value passed in code is refused in one line before any work, at the call or at construction,
+    and an unknown option is named with the valid ones."""
+    model, tokenizer = annotate.load_model(str(model_dir))
+    annotator = GffAnnotationPipeline(model=model, tokenizer=tokenizer, device="cpu")
+    with pytest.raises(OptionError, match="^num_beams: expected an integer >= 1, got 0$"):
+        annotator(">a\nACGT\n", num_beams=0)
+    with pytest.raises(ValueError, match="^overlap: 700 bp must be below the window size \\(600 bp\\)$"):
+        annotator(">a\nACGT\n", window_size=600, overlap=700)
+    with pytest.raises(OptionError, match="^batch_size: expected an integer >= 1, got 0$"):
+        annotator(">a\nACGT\n", window_batch_size=0)
+    with pytest.raises(OptionError, match="^taxon: expected one of prokaryotes"):
+        GffAnnotationPipeline(model=model, tokenizer=tokenizer, device="cpu", taxon="bacteria")
+    with pytest.raises(TypeError) as unknown:
+        annotator(">a\nACGT\n", beams=2)
+    valid = str(unknown.value).split("(valid: ")[1].rstrip(")").split(", ")
+    assert str(unknown.value).startswith("unknown gff-annotation options: beams (valid: ")
+    assert set(valid) == {f.name for f in dataclasses.fields(AnnotationOptions)} - {"batch_size"} | {
+        "window_batch_size",
+        "progress",
+        "hints",
+        "source",
+    }
+    # Options given to the pipeline and to the call merge key by key.
+    configured = GffAnnotationPipeline(model=model, tokenizer=tokenizer, device="cpu", window_size=600)
+    with pytest.raises(OptionError, match="^overlap: 650 bp must be below the window size \\(600 bp\\)$"):
+        configured(">a\nACGT\n", overlap=650)
