@@ -346,6 +346,36 @@ def test_loss_combines_cross_entropy_and_router_losses():
         model(**batch, labels=torch.tensor([[VOCAB + 12, 2], [2, 2]]))  # only 12 source positions
 
 
+def test_router_statistics_only_with_labels_or_when_asked_for():
+    """A generation step needs no router loss: it is computed for a training forward or on request."""
+    model = tiny_model()
+    batch = source_batch()
+    with patch("modeling_gffmoe.router_losses", wraps=router_losses) as counted:
+        model.generate(**batch, max_new_tokens=4, eos_token_id=None)
+        assert counted.call_count == 0
+        plain = model(**batch, decoder_input_ids=torch.ones(2, 1).long())
+        assert plain.aux_loss is None and plain.expert_load is None
+        asked = model(**batch, decoder_input_ids=torch.ones(2, 1).long(), output_router_logits=True)
+        assert counted.call_count == 1 and asked.expert_load.shape == (2, 4)
+
+
+def test_return_dict_and_hidden_states_follow_the_config_unless_given():
+    model = tiny_model(output_hidden_states=True)
+    batch = source_batch()
+    labels = torch.tensor([[9, VOCAB + 3, 11, -100], [VOCAB + 1, 12, 2, 2]])
+    out = model(**batch, labels=labels)
+    assert (
+        len(out.encoder_hidden_states) == 3 and len(out.decoder_hidden_states) == 3
+    )  # embeddings + 2 layers
+    assert model(**batch, labels=labels, output_hidden_states=False).decoder_hidden_states is None
+    model.config.return_dict = False
+    as_tuple = model(**batch, labels=labels)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], out.loss)  # the loss first, as transformers' tuples
+    assert isinstance(model.encoder(batch["input_ids"], batch["attention_mask"]), tuple)
+    assert model(**batch, labels=labels, return_dict=True).loss is not None
+
+
 # ---------------------------------------------------------------- per-base track head
 
 
