@@ -31,7 +31,6 @@ import subprocess
 import sys
 import time
 import warnings
-from bisect import bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -41,13 +40,14 @@ from Bio.Seq import Seq
 from Bio.SeqIO import write as write_fasta
 from Bio.SeqRecord import SeqRecord
 
+from dataset_builder.windows import GeneClusters
 from genome_io.baselines import orf_floor_genes, prodigal_genes
 from genome_io.cli import run
 from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
-from tokenization.features import Gene, merge_spans
+from tokenization.features import Gene
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_GENOME = ("pyrodigal.tests.data", "GCF_001457455.1_NCTC11397_genomic.fna.gz")
@@ -137,22 +137,13 @@ class HeldOut:
     genes: list[Gene]  # 1-based on the held-out sequence (its first base is 1)
 
 
-def clean_cut(genes: list[Gene], position: int) -> int:
-    """The largest cut <= position (a cut at p splits bases p-1 | p) that no gene spans."""
-    spans = merge_spans([(g.start, g.end) for g in genes])
-    i = bisect_right([s for s, _ in spans], position - 1) - 1
-    if i >= 0 and spans[i][0] < position <= spans[i][1]:
-        return spans[i][0]
-    return position
-
-
 def split_genome(
     records: list[tuple[str, str]], genes_by_seqid: dict[str, list[Gene]], holdout_bp: int
 ) -> tuple[list[tuple[str, str]], dict[str, list[Gene]], HeldOut]:
     """Training records and genes, and the held-out end of the longest sequence (cut between genes)."""
     seqid, sequence = max(records, key=lambda r: len(r[1]))
     genes = genes_by_seqid.get(seqid, [])
-    cut = clean_cut(genes, len(sequence) - holdout_bp + 1)
+    cut = GeneClusters(genes).last_clean(1, len(sequence) - holdout_bp + 1)
     if cut <= len(sequence) // 2:
         raise DemoError(
             f"cannot hold out {holdout_bp:,} bp of {seqid} ({len(sequence):,} bp) and keep most of it for "
