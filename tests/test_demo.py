@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert "silver labels" in result.stdout
     for stage in range(1, demo.STAGES + 1):
         assert f"[{stage}/{demo.STAGES}]" in result.stdout
+    # Training shows its progress as it goes, one line per log.
+    assert re.search(r"\| step \d+/\d+  loss \d+\.\d+  [\d,]+ tokens/s  \d+m \d\ds left", result.stdout)
 
     # The model directory is Hub-ready: config, weights, code, tokenizer and a model card.
     model = out / "model"

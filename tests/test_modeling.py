@@ -14,29 +14,13 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import GffMoeForConditionalGeneration, GffMoeSparseMoeBlock, alibi_slopes, router_losses
 from tests.fixtures.genomes import random_dna
-from tests.fixtures.training import tiny_checkpoint
+from tests.fixtures.training import TINY_VOCAB, tiny_checkpoint, tiny_config
 from tokenization.tokenizer import encode_source
 
 __all__ = ["tiny_checkpoint"]  # fixtures used here
 
 torch.set_num_threads(1)
-VOCAB = 40
-
-
-def tiny_config(**overrides) -> GffMoeConfig:
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        decoder_layers=2,
-        num_experts=4,
-        moe_top_k=2,
-        hidden_dropout_prob=0.0,
-        initializer_range=0.3,  # large random weights make greedy outputs vary from step to step
-    )
-    return GffMoeConfig(**(fields | overrides))
+VOCAB = TINY_VOCAB
 
 
 def tiny_model(seed: int = 0, **overrides) -> GffMoeForConditionalGeneration:

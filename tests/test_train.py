@@ -17,6 +17,7 @@ from transformers import AutoConfig, AutoTokenizer, TrainerCallback
 
 import train
 from dataset_builder.bake import BakeOptions, bake_genome
+from tests.fixtures.genes import coding
 from tests.fixtures.genomes import write_text
 from tests.fixtures.training import (
     baked_tiny_genome,
@@ -28,7 +29,7 @@ from tests.fixtures.training import (
 )
 from tokenization.codec import decode, text_to_genes
 from tokenization.coordinates import NumberCoordinates
-from tokenization.features import DIRECT, Gene, Transcript
+from tokenization.features import Gene
 from tokenization.tokenizer import decode_ids, tokens_to_ids
 from tokenization.track import gene_track
 from training.data import (
@@ -258,9 +259,6 @@ def test_training_prints_step_loss_tokens_per_second_and_time_left(tmp_path, tin
 
 
 def test_scorer_counts_exact_matches_only():
-    def coding(start, end, strand="+"):
-        return Gene(start, end, strand, "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
-
     reference = [coding(10, 99), coding(200, 299, "-")]
     scorer = AnnotationScorer()
     scorer.add(
