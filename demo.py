@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import time
 import warnings
-from bisect import bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -41,12 +41,13 @@ from Bio.Seq import Seq
 from Bio.SeqIO import write as write_fasta
 from Bio.SeqRecord import SeqRecord
 
+from dataset_builder.windows import GeneClusters
 from genome_io.baselines import orf_floor_genes, prodigal_genes
 from genome_io.cli import old_spelling, run_cli
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
-from tokenization.features import Gene, merge_spans
+from tokenization.features import Gene
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_GENOME = ("pyrodigal.tests.data", "GCF_001457455.1_NCTC11397_genomic.fna.gz")
@@ -72,6 +73,8 @@ DROPOUT = 0.0
 OVERLAP_FRACTION = 0.5
 HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
 TAXON = "prokaryotes"
+# train.py's progress lines (training/callbacks.py TrainingProgressCallback), shown while the demo trains.
+PROGRESS_LINE = re.compile(r"step \d+/\d+ ")
 
 
 PROG = "demo.py"
@@ -139,22 +142,13 @@ class HeldOut:
     genes: list[Gene]  # 1-based on the held-out sequence (its first base is 1)
 
 
-def clean_cut(genes: list[Gene], position: int) -> int:
-    """The largest cut <= position (a cut at p splits bases p-1 | p) that no gene spans."""
-    spans = merge_spans([(g.start, g.end) for g in genes])
-    i = bisect_right([s for s, _ in spans], position - 1) - 1
-    if i >= 0 and spans[i][0] < position <= spans[i][1]:
-        return spans[i][0]
-    return position
-
-
 def split_genome(
     records: list[tuple[str, str]], genes_by_seqid: dict[str, list[Gene]], holdout_bp: int
 ) -> tuple[list[tuple[str, str]], dict[str, list[Gene]], HeldOut]:
     """Training records and genes, and the held-out end of the longest sequence (cut between genes)."""
     seqid, sequence = max(records, key=lambda r: len(r[1]))
     genes = genes_by_seqid.get(seqid, [])
-    cut = clean_cut(genes, len(sequence) - holdout_bp + 1)
+    cut = GeneClusters(genes).last_clean(1, len(sequence) - holdout_bp + 1)
     if cut <= len(sequence) // 2:
         raise DemoError(
             f"cannot hold out {holdout_bp:,} bp of {seqid} ({len(sequence):,} bp) and keep most of it for "
@@ -255,8 +249,16 @@ class Stages:
         self.timings[name] = round(time.perf_counter() - started, 1)
         print(f"      done in {self.timings[name]:.1f} s", flush=True)
 
-    def run(self, name: str, command: list[str], show_last: int = 0, env: dict | None = None) -> str:
-        """Run one command from the repository root; its output goes to a log (and the terminal if verbose)."""
+    def run(
+        self,
+        name: str,
+        command: list[str],
+        show_last: int = 0,
+        env: dict | None = None,
+        echo: re.Pattern | None = None,
+    ) -> str:
+        """Run one command from the repository root; its output goes to a log (and the terminal if verbose,
+        else only the lines `echo` matches, as they come: training's progress lines)."""
         print("      $ " + shlex.join(command), flush=True)
         log = self.log_dir / f"{self.number}_{name}.log"
         environment = {
@@ -276,7 +278,7 @@ class Stages:
             )
             for line in process.stdout:
                 fh.write(line)
-                if self.verbose:
+                if self.verbose or (echo is not None and echo.match(line)):
                     print("      | " + line, end="", flush=True)
             process.wait()
         output = log.read_text()
@@ -463,49 +465,103 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@dataclass(frozen=True)
+class DemoSetup:
+    """What every stage reads: the options, where things go, the model size and the genome."""
+
+    args: argparse.Namespace
+    out: Path
+    work: Path
+    size: ModelSize
+    dnabert: str | None  # DNABERT_PATH: initialise from DNABERT-2 instead of a small random model
+    fasta: Path
+    genome_name: str
+    silver: bool  # no annotation given: the labels are Prodigal's calls
+
+
+@dataclass(frozen=True)
+class Trained:
+    model_dir: Path
+    max_steps: int
+    seconds_per_step: float
+    results: dict  # train.py's train_results.json
+
+
 def demo(args: argparse.Namespace) -> dict:
+    started = time.perf_counter()
+    setup = get_setup(args)
+    stages = Stages(setup.work / "logs", args.verbose)
+    genome, dataset_dir = bake_stage(setup, stages)
+    tokenizer_dir = tokenizer_stage(setup, stages, genome)
+    init_dir = model_stage(setup, stages, tokenizer_dir)
+    trained = train_stage(setup, stages, init_dir, tokenizer_dir, dataset_dir)
+    prediction_gff = annotate_stage(setup, stages, genome, trained.model_dir)
+    results = score_stage(setup, stages, genome, prediction_gff, trained.model_dir)
+    summary = outputs_stage(setup, stages, genome, trained, prediction_gff, results)
+    summary["timings_s"]["total"] = round(time.perf_counter() - started, 1)
+    (setup.out / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\ndemo finished in {summary['timings_s']['total'] / 60:.1f} min")
+    return summary
+
+
+def get_setup(args: argparse.Namespace) -> DemoSetup:
+    """The run's settings; a clean work directory (a re-run starts clean; the other outputs are overwritten)."""
     out, work = args.output_dir, args.output_dir / "work"
-    if work.exists():  # a re-run starts clean; the other outputs are overwritten
+    if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    stages = Stages(work / "logs", args.verbose)
-    size = TINY if args.tiny else SMALL
-    dnabert = os.environ.get("DNABERT_PATH")
     fasta = args.fasta or default_genome()
-    genome_name = fasta.name if args.fasta else DEFAULT_GENOME_NAME
-    silver = args.gff is None
-    started = time.perf_counter()
+    return DemoSetup(
+        args=args,
+        out=out,
+        work=work,
+        size=TINY if args.tiny else SMALL,
+        dnabert=os.environ.get("DNABERT_PATH"),
+        fasta=fasta,
+        genome_name=fasta.name if args.fasta else DEFAULT_GENOME_NAME,
+        silver=args.gff is None,
+    )
 
-    with stages.stage("bake", f"Bake {genome_name} into training windows, holding out a test region"):
-        genome = prepare_genome(fasta, args.gff, out, work, args.holdout_bp, args.genome_bp)
-        held_out = genome.held_out
-        dataset_dir = work / "dataset"
+
+def bake_stage(setup: DemoSetup, stages: Stages) -> tuple[PreparedGenome, Path]:
+    args, size = setup.args, setup.size
+    with stages.stage("bake", f"Bake {setup.genome_name} into training windows, holding out a test region"):
+        genome = prepare_genome(setup.fasta, args.gff, setup.out, setup.work, args.holdout_bp, args.genome_bp)
+        dataset_dir = setup.work / "dataset"
         stages.run(
             "bake",
             python(
                 "-m", "dataset_builder", "bake", genome.train_fasta, *([genome.train_gff] if genome.train_gff else []),
-                "--taxon", TAXON, "--species", "demo", *(["--labels", "prodigal"] if silver else []),
+                "--taxon", TAXON, "--species", "demo", *(["--labels", "prodigal"] if setup.silver else []),
                 "--limit", size.window_bp, "--rc_augment", "--val_fraction", 0, "--test_fraction", 0,
                 "--dataset_dir", dataset_dir, "--quiet",
             ),
             show_last=4,
         )  # fmt: skip
+    return genome, dataset_dir
 
+
+def tokenizer_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome) -> Path:
+    dnabert = setup.dnabert
     with stages.stage(
         "tokenizer", "Build the tokenizer" + (" (DNABERT-2's)" if dnabert else " (BPE on the training part)")
     ):
-        tokenizer_dir = work / "tokenizer"
+        tokenizer_dir = setup.work / "tokenizer"
         source = (
             ["--dnabert_path", dnabert]
             if dnabert
-            else ["--fasta", genome.train_fasta, "--vocab_size", size.bpe_vocab]
+            else ["--fasta", genome.train_fasta, "--vocab_size", setup.size.bpe_vocab]
         )
         stages.run("tokenizer", python("-m", "tokenization", "build_tk", tokenizer_dir, *source), show_last=1)
+    return tokenizer_dir
 
+
+def model_stage(setup: DemoSetup, stages: Stages, tokenizer_dir: Path) -> Path:
+    args, size, dnabert = setup.args, setup.size, setup.dnabert
     with stages.stage(
         "model", "Initialise GFF-MoE" + (" from DNABERT-2" if dnabert else " (small, random weights)")
     ):
-        init_dir = work / "init_model"
+        init_dir = setup.work / "init_model"
         weights = (
             ["--dnabert_path", dnabert, "--decoder_layers", size.decoder_layers, "--use_moe"]
             + ["--hidden_dropout_prob", DROPOUT]
@@ -528,7 +584,13 @@ def demo(args: argparse.Namespace) -> dict:
             ),
             show_last=1,
         )
+    return init_dir
 
+
+def train_stage(
+    setup: DemoSetup, stages: Stages, init_dir: Path, tokenizer_dir: Path, dataset_dir: Path
+) -> Trained:
+    args, size = setup.args, setup.size
     processes = 2 if args.launcher == "accelerate" else 1
     with stages.stage(
         "train", f"Train for {args.train_minutes:g} min ({args.launcher}, {processes} process(es))"
@@ -540,7 +602,7 @@ def demo(args: argparse.Namespace) -> dict:
             step_s *= DDP_STEP_OVERHEAD
         max_steps = args.max_steps or max(2, int(args.train_minutes * 60 / step_s))
         print(f"      one step should take {step_s:.2f} s here: --max_steps {max_steps}")
-        model_dir = out / "model"
+        model_dir = setup.out / "model"
         train_args = [
             "--model_name_or_path", init_dir, "--dataset_dir", dataset_dir, "--dataset_config", TAXON,
             "--output_dir", model_dir, "--max_steps", max_steps, "--per_device_train_batch_size", size.batch_size,
@@ -550,17 +612,21 @@ def demo(args: argparse.Namespace) -> dict:
         ]  # fmt: skip
         if not args.max_steps:  # the step estimate is rough: cap the time
             train_args += ["--max_train_seconds", round(args.train_minutes * 60)]
-        stages.run("train", train_command(args.launcher, train_args))
-        trained = json.loads((model_dir / "train_results.json").read_text())
+        stages.run("train", train_command(args.launcher, train_args), echo=PROGRESS_LINE)
+        results = json.loads((model_dir / "train_results.json").read_text())
         print(
-            f"      {max_steps} steps in {float(trained['train_runtime']) / 60:.1f} min, "
-            f"final training loss {float(trained['train_loss']):.3f}"
+            f"      {max_steps} steps in {float(results['train_runtime']) / 60:.1f} min, "
+            f"final training loss {float(results['train_loss']):.3f}"
         )
+    return Trained(model_dir, max_steps, step_s, results)
 
+
+def annotate_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome, model_dir: Path) -> Path:
+    args, size, held_out = setup.args, setup.size, genome.held_out
     with stages.stage(
         "annotate", f"Annotate the held-out region ({len(held_out.sequence):,} bp, constrained decoding)"
     ):
-        prediction_gff = out / "annotation.gff3"
+        prediction_gff = setup.out / "annotation.gff3"
         stages.run(
             "annotate",
             python(
@@ -572,27 +638,43 @@ def demo(args: argparse.Namespace) -> dict:
             ),
             show_last=2,
         )  # fmt: skip
+    return prediction_gff
 
+
+def score_stage(
+    setup: DemoSetup, stages: Stages, genome: PreparedGenome, prediction_gff: Path, model_dir: Path
+) -> dict:
     with stages.stage("score", "Score against the held-out labels, beside Prodigal and the ORF floor"):
         from scoring import format_table
         from training.model_card import add_held_out_scores
 
-        results = score_held_out(held_out, prediction_gff)
+        results = score_held_out(genome.held_out, prediction_gff)
         print(format_table({name: s for name, (s, _) in results.items()}))
         add_held_out_scores(  # the model card shows them, beside Prodigal and the ORF floor
             model_dir,
-            sequence=f"{genome_name} {held_out.seqid}:{held_out.start:,}-{held_out.end:,}, held out"
-            + (" (labels: Prodigal's calls, silver)" if silver else ""),
+            sequence=f"{setup.genome_name} {genome.held_out.seqid}:{genome.held_out.start:,}-{genome.held_out.end:,}, held out"
+            + (" (labels: Prodigal's calls, silver)" if setup.silver else ""),
             scores={name: s.as_dict() for name, (s, _) in results.items()},
         )
-        if silver:
+        if setup.silver:
             print(f"      {SILVER_NOTE}: Prodigal's column is its agreement with its own whole-genome calls.")
         print(
             "      reproduce: python -m scoring --reference "
             f"{_shown(genome.reference_gff)} --prediction {_shown(prediction_gff)} --fasta {_shown(genome.heldout_fasta)} "
             "--baseline prodigal orf"
         )
+    return results
 
+
+def outputs_stage(
+    setup: DemoSetup,
+    stages: Stages,
+    genome: PreparedGenome,
+    trained: Trained,
+    prediction_gff: Path,
+    results: dict,
+) -> dict:
+    args, out, held_out, silver = setup.args, setup.out, genome.held_out, setup.silver
     with stages.stage("outputs", f"Write the outputs to {_shown(out)}"):
         from genome_io.plot import plot_gene_tracks
 
@@ -606,7 +688,7 @@ def demo(args: argparse.Namespace) -> dict:
             offset=held_out.start - 1,
         )
         summary = {
-            "genome": str(args.fasta or genome_name),
+            "genome": str(args.fasta or setup.genome_name),
             "annotation": str(args.gff) if args.gff else None,
             "labels": "prodigal (silver)" if silver else "gff",
             "held_out": {
@@ -616,23 +698,23 @@ def demo(args: argparse.Namespace) -> dict:
                 "genes": len(held_out.genes),
             },
             "model": {
-                "dnabert_path": dnabert,
+                "dnabert_path": setup.dnabert,
                 "size": "tiny" if args.tiny else "small",
-                "window_bp": size.window_bp,
+                "window_bp": setup.size.window_bp,
             },
             "training": {
                 "launcher": args.launcher,
                 "minutes": args.train_minutes,
-                "max_steps": max_steps,
-                "seconds_per_step": round(step_s, 3),
-                "runtime_s": round(float(trained["train_runtime"]), 1),
-                "train_loss": round(float(trained["train_loss"]), 4),
+                "max_steps": trained.max_steps,
+                "seconds_per_step": round(trained.seconds_per_step, 3),
+                "runtime_s": round(float(trained.results["train_runtime"]), 1),
+                "train_loss": round(float(trained.results["train_loss"]), 4),
             },
             "decoding": {
                 "min_coding_length": MIN_CODING_LENGTH,
                 "num_beams": NUM_BEAMS,
                 "track_weight": args.track_weight,
-                "overlap_bp": int(size.window_bp * OVERLAP_FRACTION),
+                "overlap_bp": int(setup.size.window_bp * OVERLAP_FRACTION),
             },
             "scores": {name: s.as_dict() for name, (s, _) in results.items()},
             "gff3": verdict,
@@ -641,7 +723,7 @@ def demo(args: argparse.Namespace) -> dict:
         (out / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
         for path, what in [
             (
-                model_dir,
+                trained.model_dir,
                 "model (Hub-ready: AutoModelForSeq2SeqLM.from_pretrained(DIR, trust_remote_code=True))",
             ),
             (prediction_gff, f"annotation of the held-out region, {verdict}"),
@@ -650,9 +732,6 @@ def demo(args: argparse.Namespace) -> dict:
             (plot, "genome tracks: reference vs predictions"),
         ]:
             print(f"      {_shown(path):<40} {what}")
-    summary["timings_s"]["total"] = round(time.perf_counter() - started, 1)
-    (out / "scores.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\ndemo finished in {summary['timings_s']['total'] / 60:.1f} min")
     return summary
 
 

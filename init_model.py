@@ -36,6 +36,7 @@ from modeling_gffmoe import GffMoeForConditionalGeneration
 from tokenization.tokenizer import TokenizerError, load_dnabert_tokenizer, set_special_tokens
 
 DNABERT_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+DEFAULT_NUM_EXPERTS, DEFAULT_MOE_TOP_K = 8, 2
 # DNABERT-2 config.json field -> GffMoeConfig field (same names: the encoder is DNABERT-2).
 DNABERT_CONFIG_FIELDS = (
     "vocab_size",
@@ -289,7 +290,10 @@ def component_table(model, copied: set[str], expert_action: str) -> str:
 
 
 def build_config(args, checkpoint: DnabertCheckpoint | None, vocab_size: int | None) -> GffMoeConfig:
-    fields = {}
+    if not args.use_moe and (args.num_experts is not None or args.moe_top_k is not None):
+        raise InitModelError(
+            "--num_experts and --moe_top_k need --use_moe (without it the decoder is dense: one expert)"
+        )
     if checkpoint is not None:
         fields = {key: checkpoint.config[key] for key in DNABERT_CONFIG_FIELDS if key in checkpoint.config}
     else:
@@ -306,8 +310,8 @@ def build_config(args, checkpoint: DnabertCheckpoint | None, vocab_size: int | N
         return GffMoeConfig(
             **fields,
             decoder_layers=args.decoder_layers,
-            num_experts=args.num_experts if args.use_moe else 1,
-            moe_top_k=args.moe_top_k if args.use_moe else 1,
+            num_experts=(args.num_experts or DEFAULT_NUM_EXPERTS) if args.use_moe else 1,
+            moe_top_k=(args.moe_top_k or DEFAULT_MOE_TOP_K) if args.use_moe else 1,
             coordinate_scheme=args.coordinate_scheme,
             tie_word_embeddings=args.tie_weights,
             track_loss_weight=args.track_loss_weight,
@@ -395,8 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--use_moe", action="store_true", help="Mixture-of-Experts decoder (else one dense expert)"
     )
-    parser.add_argument("--num_experts", type=positive_int, default=8)
-    parser.add_argument("--moe_top_k", type=positive_int, default=2)
+    parser.add_argument(
+        "--num_experts",
+        type=positive_int,
+        help=f"experts per decoder layer, with --use_moe (default {DEFAULT_NUM_EXPERTS})",
+    )
+    parser.add_argument(
+        "--moe_top_k",
+        type=positive_int,
+        help=f"experts each token is routed to, with --use_moe (default {DEFAULT_MOE_TOP_K})",
+    )
     parser.add_argument(
         "--tie_weights", action="store_true", help="tie the output head to the input embeddings"
     )

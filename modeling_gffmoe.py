@@ -28,6 +28,7 @@ from transformers.modeling_outputs import (
     Seq2SeqLMOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import can_return_tuple
 
 try:  # a saved Hub directory loads this file as part of a package
     from .configuration_gffmoe import GffMoeConfig
@@ -283,16 +284,18 @@ class GffMoeEncoder(nn.Module):
         self.register_buffer("alibi_slopes", alibi_slopes(config.num_attention_heads), persistent=False)
         self.config = config
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         token_offsets: torch.LongTensor | None = None,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> GffMoeEncoderOutput:
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         if token_offsets is None:
@@ -802,6 +805,7 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
     def prepare_decoder_input_ids_from_labels(self, labels: torch.LongTensor) -> torch.LongTensor:
         return self._shift_right(labels)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -817,7 +821,6 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         output_router_logits: bool = False,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> GffMoeSeq2SeqLMOutput:
         r"""
@@ -831,61 +834,32 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
             head when this forward runs the encoder.
         cache / past_key_values (`EncoderDecoderCache`, *optional*):
             The decoding cache; `generate()` passes it as `cache`.
+        output_router_logits (`bool`, *optional*):
+            Return each decoder layer's router logits, and the router losses and statistics even without labels
+            (with labels they are always computed; a generation step skips them).
         """
         cache = cache if cache is not None else past_key_values
-        continues_decoding = cache is not None
-        if use_cache is None:  # a training forward (labels given) has no use for a cache
-            use_cache = self.config.use_cache and labels is None
-        output_hidden_states = bool(output_hidden_states)
-        if self.training and self.is_activation_checkpointing:
-            use_cache = False  # a replayed layer would write the cache twice
-
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         runs_encoder = encoder_outputs is None
-        if runs_encoder:
-            encoder_outputs = self.encoder(
-                input_ids,
-                attention_mask,
-                token_offsets=token_offsets,
-                output_hidden_states=output_hidden_states,
-            )
-        elif not isinstance(encoder_outputs, BaseModelOutput):
-            encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
-        if token_offsets is None:  # derived by the encoder
-            token_offsets = getattr(encoder_outputs, "token_offsets", None)
-            if token_offsets is None or not token_offsets.any():
-                raise ValueError(
-                    "GffMoe needs `token_offsets` [batch, source_length, 2] (see tokenization.encode_source): "
-                    "no source token is spelled as DNA (model.set_dna_vocabulary) to derive them from"
-                )
+        encoder_outputs = self._encoder_outputs(
+            input_ids, attention_mask, token_offsets, encoder_outputs, output_hidden_states
+        )
+        if token_offsets is None:
+            token_offsets = self._derived_token_offsets(encoder_outputs)
         encoder_states = encoder_outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(
                 encoder_states.shape[:2], dtype=torch.long, device=encoder_states.device
             )
-        if getattr(encoder_outputs, "memory", None) is not None:
-            memory, pointer_keys, pointable = (
-                encoder_outputs.memory,
-                encoder_outputs.pointer_keys,
-                encoder_outputs.pointable,
-            )
-        else:
-            memory, pointer_keys, pointable = self.decoder_context(
-                encoder_states, attention_mask, token_offsets
-            )
-            if continues_decoding and isinstance(encoder_outputs, GffMoeEncoderOutput):
-                # generate() hands the same encoder_outputs to every step: compute the context once, not per step
-                encoder_outputs["memory"] = memory
-                encoder_outputs["pointer_keys"] = pointer_keys
-                encoder_outputs["pointable"] = pointable
-
+        memory, pointer_keys, pointable = self._reused_decoder_context(
+            encoder_outputs, attention_mask, token_offsets, reuse=cache is not None
+        )
         if labels is not None:
             self._check_labels(labels, memory.shape[1])
             if decoder_input_ids is None:
                 decoder_input_ids = self._shift_right(labels)
-        if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        if not use_cache:
-            cache = None
+        cache = self._decoding_cache(cache, use_cache, labels)
 
         decoder_outputs, router_logits, top_k_indices = self.decoder(
             self.embed_decoder_inputs(decoder_input_ids, memory),
@@ -902,38 +876,86 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
                 [logits, self.pointer_logits(decoder_states, pointer_keys, pointable).to(logits.dtype)], -1
             )
 
-        token_mask = labels.ne(-100) if labels is not None else decoder_attention_mask
-        stats = router_losses(
-            torch.stack(router_logits), torch.stack(top_k_indices), self.config.num_experts, token_mask
-        )
-        aux_loss, z_loss = stats["aux_loss"].mean(), stats["z_loss"].mean()
+        stats = {}
+        if labels is not None or output_router_logits:
+            token_mask = labels.ne(-100) if labels is not None else decoder_attention_mask
+            stats = router_losses(
+                torch.stack(router_logits), torch.stack(top_k_indices), self.config.num_experts, token_mask
+            )
+            stats["aux_loss"], stats["z_loss"] = stats["aux_loss"].mean(), stats["z_loss"].mean()
         base_loss = base_logits = None
         if runs_encoder and track_labels is not None and hasattr(self, "track_head"):
             base_loss, base_logits = self._track_loss(encoder_states, input_ids, token_offsets, track_labels)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
-            loss = (
-                loss + self.config.router_aux_loss_coef * aux_loss + self.config.router_z_loss_coef * z_loss
-            )
-            if base_loss is not None:
-                loss = loss + self.config.track_loss_weight * base_loss
-
         return GffMoeSeq2SeqLMOutput(
-            loss=loss,
+            loss=self._loss(logits, labels, stats, base_loss) if labels is not None else None,
             logits=logits,
             cache=cache,
             decoder_hidden_states=decoder_outputs.hidden_states,
             encoder_last_hidden_state=encoder_states,
             encoder_hidden_states=encoder_outputs.hidden_states,
-            aux_loss=aux_loss,
-            z_loss=z_loss,
-            expert_load=stats["expert_load"],
-            router_entropy=stats["router_entropy"],
             router_logits=tuple(router_logits) if output_router_logits else None,
             track_loss=base_loss,
             track_logits=base_logits,
+            **stats,
         )
+
+    def _encoder_outputs(
+        self, input_ids, attention_mask, token_offsets, encoder_outputs, output_hidden_states: bool
+    ) -> BaseModelOutput:
+        """Run the encoder, or take the outputs given (generate() passes them; a tuple is wrapped)."""
+        if encoder_outputs is None:
+            return self.encoder(
+                input_ids,
+                attention_mask,
+                token_offsets=token_offsets,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+        if not isinstance(encoder_outputs, BaseModelOutput):
+            return BaseModelOutput(last_hidden_state=encoder_outputs[0])
+        return encoder_outputs
+
+    @staticmethod
+    def _derived_token_offsets(encoder_outputs: BaseModelOutput) -> torch.LongTensor:
+        """The spans the encoder derived from the ids (it does when none are given), or a clear error."""
+        token_offsets = getattr(encoder_outputs, "token_offsets", None)
+        if token_offsets is None or not token_offsets.any():
+            raise ValueError(
+                "GffMoe needs `token_offsets` [batch, source_length, 2] (see tokenization.encode_source): "
+                "no source token is spelled as DNA (model.set_dna_vocabulary) to derive them from"
+            )
+        return token_offsets
+
+    def _reused_decoder_context(
+        self, encoder_outputs: BaseModelOutput, attention_mask, token_offsets, reuse: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """`decoder_context`, computed once per generate() call: generate() hands the same encoder outputs to
+        every cached step, so the first one stores the memory, pointer keys and pointable mask in them."""
+        if getattr(encoder_outputs, "memory", None) is not None:
+            return encoder_outputs.memory, encoder_outputs.pointer_keys, encoder_outputs.pointable
+        context = self.decoder_context(encoder_outputs.last_hidden_state, attention_mask, token_offsets)
+        if reuse and isinstance(encoder_outputs, GffMoeEncoderOutput):
+            encoder_outputs["memory"], encoder_outputs["pointer_keys"], encoder_outputs["pointable"] = context
+        return context
+
+    def _decoding_cache(self, cache: Cache | None, use_cache: bool | None, labels) -> Cache | None:
+        """The cache this forward writes: the one given, a new one, or none (training has no use for one)."""
+        if use_cache is None:
+            use_cache = self.config.use_cache and labels is None
+        if self.training and self.is_activation_checkpointing:
+            use_cache = False  # a replayed layer would write the cache twice
+        if not use_cache:
+            return None
+        return cache if cache is not None else EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+    def _loss(self, logits: torch.Tensor, labels: torch.LongTensor, stats: dict, track_loss) -> torch.Tensor:
+        """Cross-entropy plus the weighted router losses and, with a track head, the weighted track loss."""
+        loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        loss = loss + self.config.router_aux_loss_coef * stats["aux_loss"]
+        loss = loss + self.config.router_z_loss_coef * stats["z_loss"]
+        if track_loss is not None:
+            loss = loss + self.config.track_loss_weight * track_loss
+        return loss
 
     def _track_loss(
         self, encoder_states, input_ids, token_offsets, track_labels

@@ -185,6 +185,14 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
     return config, tokenizer
 
 
+@dataclass
+class PreparedData:
+    """Tokenized windows: what the Trainer trains and evaluates on."""
+
+    train: datasets.Dataset
+    eval: datasets.Dataset | None
+
+
 def train(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -192,15 +200,22 @@ def train(
     callbacks: list | None = None,
 ) -> dict:
     """The whole run; returns the final evaluation metrics (empty without a validation split)."""
-    from training.callbacks import TimeBudgetCallback
-    from training.data import GffMoeCollator, load_windows, prepare_windows
-    from training.metrics import annotation_metrics
-    from training.model_card import write_model_card
-    from training.trainer import GffMoeTrainer
-
     config, tokenizer = check_arguments(model_args, data_args)
     transformers.set_seed(training_args.seed)
-    scheme_name = config.coordinate_scheme
+    data = get_data(data_args, training_args, tokenizer, config.coordinate_scheme)
+    model = get_model(model_args, data_args, training_args)
+    trainer = get_trainer(model, tokenizer, data, training_args, config.coordinate_scheme, callbacks)
+    maybe_train(trainer, training_args)
+    metrics = maybe_evaluate(trainer)
+    save_outputs(trainer, model_args, data_args, training_args, config, metrics)
+    return metrics
+
+
+def get_data(
+    data_args: DataArguments, training_args: GffMoeTrainingArguments, tokenizer, scheme_name: str
+) -> PreparedData:
+    """The baked windows of the chosen configs, subsampled as asked and tokenized (cached by datasets)."""
+    from training.data import load_windows, prepare_windows
 
     train_windows, eval_windows = load_windows(
         data_args.dataset_dir, data_args.dataset_config, data_args.dataset_weights, seed=training_args.seed
@@ -230,43 +245,78 @@ def train(
         logger.warning(
             f"{truncated} of {len(train_dataset)} training targets truncated to {data_args.max_target_tokens} tokens"
         )
+    return PreparedData(train_dataset, eval_dataset)
 
+
+def get_model(model_args: ModelArguments, data_args: DataArguments, training_args: GffMoeTrainingArguments):
+    """The checkpoint to train (with LoRA adapters when asked); sets the generation length it evaluates with."""
     model = AutoModelForSeq2SeqLM.from_pretrained(model_args.model_name_or_path, trust_remote_code=True)
     if model_args.lora_r:
         model = _with_lora(model, model_args)
     if training_args.generation_max_length is None and data_args.max_target_tokens:
         training_args.generation_max_length = data_args.max_target_tokens + 1
+    return model
 
-    # train.py trains; `--do_eval` alone (no --do_train, no eval schedule) only evaluates the checkpoint.
-    evaluate_only = (
-        training_args.do_eval and not training_args.do_train and training_args.eval_strategy == "no"
-    )
+
+def evaluates_only(training_args: GffMoeTrainingArguments) -> bool:
+    """train.py trains; `--do_eval` alone (no --do_train, no eval schedule) only evaluates the checkpoint."""
+    return training_args.do_eval and not training_args.do_train and training_args.eval_strategy == "no"
+
+
+def get_trainer(model, tokenizer, data: PreparedData, training_args, scheme_name: str, callbacks=None):
+    """GffMoeTrainer with the annotation metrics, the progress lines and the time budget (if any)."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    from training.callbacks import TimeBudgetCallback, TrainingProgressCallback
+    from training.data import GffMoeCollator
+    from training.metrics import annotation_metrics
+    from training.trainer import GffMoeTrainer
+
     trainer = GffMoeTrainer(
         model=model,
         args=training_args,
-        train_dataset=None if evaluate_only else train_dataset,
-        eval_dataset=eval_dataset,
+        train_dataset=None if evaluates_only(training_args) else data.train,
+        eval_dataset=data.eval,
         processing_class=tokenizer,
         data_collator=GffMoeCollator(pad_token_id=tokenizer.pad_token_id),
-        compute_metrics=annotation_metrics(eval_dataset, tokenizer, scheme_name)
-        if eval_dataset is not None
+        compute_metrics=annotation_metrics(data.eval, tokenizer, scheme_name)
+        if data.eval is not None
         else None,
         callbacks=list(callbacks or []),
     )
+    trainer.remove_callback(PrinterCallback if training_args.disable_tqdm else ProgressCallback)
+    trainer.add_callback(TrainingProgressCallback(training_args.max_train_seconds))
     if training_args.max_train_seconds and not any(
         isinstance(c, TimeBudgetCallback) for c in trainer.callback_handler.callbacks
     ):
         trainer.add_callback(TimeBudgetCallback(training_args.max_train_seconds))
-    if not evaluate_only:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        train_metrics = {**result.metrics, **trainer.replica_check()}
-        trainer.log_metrics("train", train_metrics)
-        trainer.save_metrics("train", train_metrics)
-    metrics = {}
-    if eval_dataset is not None:
-        metrics = trainer.evaluate()
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
+    return trainer
+
+
+def maybe_train(trainer, training_args: GffMoeTrainingArguments) -> None:
+    """Train (resuming when asked) and record the training metrics, unless the run only evaluates."""
+    if evaluates_only(training_args):
+        return
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_metrics = {**result.metrics, **trainer.replica_check()}
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
+
+
+def maybe_evaluate(trainer) -> dict:
+    """Annotation metrics on the validation windows (empty without them)."""
+    if trainer.eval_dataset is None:
+        return {}
+    metrics = trainer.evaluate()
+    trainer.log_metrics("eval", metrics)
+    trainer.save_metrics("eval", metrics)
+    return metrics
+
+
+def save_outputs(trainer, model_args, data_args, training_args, config, metrics: dict) -> None:
+    """The Hub-ready output directory: weights, tokenizer, state, the pipeline's code and the model card."""
+    from training.model_card import write_model_card
+
     if model_args.lora_r:  # a Hub-ready directory holds the plain model: fold the adapters in
         trainer.model = trainer.model.merge_and_unload()
     trainer.save_model(training_args.output_dir)
@@ -284,7 +334,6 @@ def train(
         )
     if training_args.push_to_hub:
         trainer.push_to_hub()
-    return metrics
 
 
 def _with_lora(model, model_args: ModelArguments):

@@ -27,11 +27,6 @@ def machine() -> str:
     return f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} on {torch.get_num_threads()} thread(s)"
 
 
-def best_time(fn, repeats: int = 5, warmup: int = 2) -> float:
-    """Best time of `fn()` over `repeats` runs, after `warmup` runs (clock as in `best_times`)."""
-    return best_times({"fn": fn}, repeats, warmup)["fn"]
-
-
 def best_times(
     candidates: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
 ) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 Layout under a dataset directory (default `./dataset_builder`, the Hub dataset repository):
 
-    data/<taxon>/<species>/<split>-00000-of-00001.parquet   one species' windows per split
+    data/<taxon>/<species>/<split>-NNNNN.parquet             one species' windows per split (00000, 00001, ...)
     data/<taxon>/<species>/report.json                      the per-genome report
     README.md                                                dataset card; its YAML `configs:` list the taxa
 

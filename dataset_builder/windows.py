@@ -24,7 +24,7 @@ class Window:
         return self.end - self.start + 1
 
 
-class _Clusters:
+class GeneClusters:
     """Merged spans of the genes a cut should avoid, queried for clean boundaries."""
 
     def __init__(self, genes: list[Gene]):
@@ -61,7 +61,7 @@ def plan_windows(length: int, genes: list[Gene], limit: int, threshold: int, ove
     if length <= limit:
         tiles = [Window(1, length)]
     else:
-        clusters = _Clusters([g for g in genes if g.end - g.start + 1 <= limit])
+        clusters = GeneClusters([g for g in genes if g.end - g.start + 1 <= limit])
         tiles, start = [], 1
         while True:
             if start + limit > length:

@@ -19,12 +19,15 @@ from annotation.windows import StitchStats, Window, place, stitch, tile, window_
 from genome_io.errors import InputError
 from genome_io.gff import read_gff
 from tests.fixtures.genomes import random_dna, write_text
+from tests.fixtures.training import tiny_model_dir
 from tests.test_constraints import check_biology
 from tests.test_modeling import TARGET, memorised, source_batch, tiny_model
 from tokenization.codec import encode
 from tokenization.coordinates import NumberCoordinates
 from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import tokens_to_ids
+
+__all__ = ["tiny_model_dir"]  # fixtures used here
 
 # ---------------------------------------------------------------- tiling
 
@@ -191,21 +194,6 @@ def test_options_refuse_a_bad_value_in_one_line(option, message):
 
 
 # ---------------------------------------------------------------- the tiny model end to end
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, gff_tokenizer):
-    """A tiny random GFF-MoE checkpoint (pointer coordinates) with the GFF tokenizer, saved by init_model."""
-    import init_model
-
-    root = tmp_path_factory.mktemp("tiny_gffmoe")
-    gff_tokenizer.save_pretrained(root / "tokenizer")
-    size = ["--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2"]
-    size += ["--intermediate_size", "64", "--decoder_layers", "1", "--num_experts", "2"]
-    init_model.main(
-        ["--save_dir", str(root / "model"), "--tokenizer", str(root / "tokenizer"), "--use_moe", *size]
-    )
-    return root / "model"
 
 
 @pytest.fixture

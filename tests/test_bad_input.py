@@ -21,17 +21,14 @@ from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
 from scoring import score
 from scoring.__main__ import main as scoring_main
+from tests.fixtures.genes import coding
 from tests.fixtures.genomes import random_dna, write_text
 from tests.fixtures.training import tiny_checkpoint
-from tokenization.features import DIRECT, Gene, Transcript
+from tokenization.features import Gene, Transcript
 
 __all__ = ["tiny_checkpoint"]  # a fixture used here
 
 needs_gt = pytest.mark.skipif(shutil.which("gt") is None, reason="GenomeTools (gt) is not installed")
-
-
-def coding(start: int, end: int, strand: str = "+") -> Gene:
-    return Gene(start, end, strand, "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
 
 
 def gt_accepts(path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import BASE_CODES, NO_BASE, UNKNOWN_LENGTH, GffMoeForConditionalGeneration
+from tests.fixtures.training import tiny_config
 
 torch.set_num_threads(1)
 # ids 0-3 specials, then DNA tokens of 1-5 bp, then an annotation token
@@ -15,17 +15,7 @@ TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "A", "C", "G", "T", "GAT", "TTGCA"
 
 def model_with_vocabulary(seed: int = 0, random_weights: bool = True) -> GffMoeForConditionalGeneration:
     torch.manual_seed(seed)
-    config = GffMoeConfig(
-        vocab_size=len(TOKENS),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        decoder_layers=1,
-        num_experts=2,
-        moe_top_k=1,
-        hidden_dropout_prob=0.0,
-    )
+    config = tiny_config(vocab_size=len(TOKENS))
     model = GffMoeForConditionalGeneration(config).eval()
     model.set_dna_vocabulary(TOKENS)
     if random_weights:

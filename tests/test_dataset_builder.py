@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,26 @@ def test_bake_tiny_genome_then_load_in_a_fresh_process(tiny_genome, tmp_path):
     _assert_leak_free(ds)
     card = (out / "README.md").read_text()
     assert "config_name: prokaryotes" in card and "| tiny |" in card
+
+
+def test_the_layout_the_bake_module_documents_is_what_it_writes(tiny_genome, tmp_path):
+    from dataset_builder import bake
+
+    documented = [line.split()[0] for line in bake.__doc__.splitlines() if line.strip().startswith("data/")]
+    # data/<taxon>/<species>/<split>-NNNNN.parquet: a <name> is one word, NNNNN five digits
+    patterns = [re.sub(r"<\w+>", r"\\w+", re.escape(p)).replace("NNNNN", r"\d{5}") + "$" for p in documented]
+    options = BakeOptions("prokaryotes", limit=1000, overlap=100, val_fraction=0.3, test_fraction=0.3)
+    bake_genome("tiny", *tiny_genome, options, tmp_path / "ds", progress=False)
+    written = [
+        p.relative_to(tmp_path / "ds").as_posix()
+        for p in (tmp_path / "ds" / "data").rglob("*")
+        if p.is_file()
+    ]
+    assert written and any(name.endswith(".parquet") for name in written)
+    for name in written:
+        assert any(re.match(pattern, name) for pattern in patterns), (
+            f"{name} is not in bake.py's documented layout"
+        )
 
 
 def test_rebake_replaces_one_species_and_holdout_goes_to_test(tiny_genome, tmp_path):

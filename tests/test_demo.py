@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 import demo
+from dataset_builder.windows import GeneClusters
 from genome_io.baselines import coding_gene
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
@@ -23,12 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_clean_cut_moves_left_out_of_genes():
+def test_the_held_out_cut_moves_left_out_of_genes():
+    """The demo cuts with the dataset builder's clean-boundary search (one implementation of the idea)."""
     genes = [coding_gene(100, 400, "+"), coding_gene(350, 900, "-"), coding_gene(2000, 2300, "+")]
-    assert demo.clean_cut(genes, 1500) == 1500  # intergenic: stays
-    assert demo.clean_cut(genes, 700) == 100  # inside the 100-900 cluster: before its first gene
-    assert demo.clean_cut(genes, 100) == 100  # a cut before a gene's first base splits nothing
-    assert demo.clean_cut(genes, 2300) == 2000
+    clean = GeneClusters(genes)
+    assert clean.last_clean(1, 1500) == 1500  # intergenic: stays
+    assert clean.last_clean(1, 700) == 100  # inside the 100-900 cluster: before its first gene
+    assert clean.last_clean(1, 100) == 100  # a cut before a gene's first base splits nothing
+    assert clean.last_clean(1, 2300) == 2000
 
 
 def test_split_genome_holds_out_the_end_of_the_longest_sequence():
@@ -130,6 +134,8 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert "silver labels" in result.stdout
     for stage in range(1, demo.STAGES + 1):
         assert f"[{stage}/{demo.STAGES}]" in result.stdout
+    # Training shows its progress as it goes, one line per log.
+    assert re.search(r"\| step \d+/\d+  loss \d+\.\d+  [\d,]+ tokens/s  \d+m \d\ds left", result.stdout)
 
     # The model directory is Hub-ready: config, weights, code, tokenizer and a model card.
     model = out / "model"

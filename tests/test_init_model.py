@@ -197,3 +197,18 @@ def test_small_random_model_with_tokenizer(tmp_path, gff_tokenizer_dir, gff_toke
     model = GffMoeForConditionalGeneration.from_pretrained(tmp_path)
     assert model.config.vocab_size == len(gff_tokenizer) and model.config.num_experts == 8
     assert model.config.hidden_dropout_prob == 0.1  # DNABERT-2's default
+
+
+@pytest.mark.parametrize("option", [["--num_experts", "32"], ["--moe_top_k", "2"]])
+def test_expert_options_without_use_moe_are_refused_not_silently_dense(
+    tmp_path, gff_tokenizer_dir, capsys, option
+):
+    argv = ["--save_dir", str(tmp_path / "m"), "--tokenizer", str(gff_tokenizer_dir), "--hidden_size", "32"]
+    assert init_model.main([*argv, *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--use_moe" in err and "dense" in err
+    assert not (tmp_path / "m").exists()
+    assert (
+        init_model.main([*argv, "--intermediate_size", "48", "--decoder_layers", "1"]) == 0
+    )  # dense, as asked
+    assert GffMoeForConditionalGeneration.from_pretrained(tmp_path / "m").config.num_experts == 1

@@ -14,29 +14,13 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import GffMoeForConditionalGeneration, GffMoeSparseMoeBlock, alibi_slopes, router_losses
 from tests.fixtures.genomes import random_dna
-from tests.fixtures.training import tiny_checkpoint
+from tests.fixtures.training import TINY_VOCAB, tiny_checkpoint, tiny_config
 from tokenization.tokenizer import encode_source
 
 __all__ = ["tiny_checkpoint"]  # fixtures used here
 
 torch.set_num_threads(1)
-VOCAB = 40
-
-
-def tiny_config(**overrides) -> GffMoeConfig:
-    fields = dict(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        decoder_layers=2,
-        num_experts=4,
-        moe_top_k=2,
-        hidden_dropout_prob=0.0,
-        initializer_range=0.3,  # large random weights make greedy outputs vary from step to step
-    )
-    return GffMoeConfig(**(fields | overrides))
+VOCAB = TINY_VOCAB
 
 
 def tiny_model(seed: int = 0, **overrides) -> GffMoeForConditionalGeneration:
@@ -344,6 +328,36 @@ def test_loss_combines_cross_entropy_and_router_losses():
     torch.testing.assert_close(out.expert_load.sum(-1), torch.ones(2))
     with pytest.raises(ValueError, match="outside"):
         model(**batch, labels=torch.tensor([[VOCAB + 12, 2], [2, 2]]))  # only 12 source positions
+
+
+def test_router_statistics_only_with_labels_or_when_asked_for():
+    """A generation step needs no router loss: it is computed for a training forward or on request."""
+    model = tiny_model()
+    batch = source_batch()
+    with patch("modeling_gffmoe.router_losses", wraps=router_losses) as counted:
+        model.generate(**batch, max_new_tokens=4, eos_token_id=None)
+        assert counted.call_count == 0
+        plain = model(**batch, decoder_input_ids=torch.ones(2, 1).long())
+        assert plain.aux_loss is None and plain.expert_load is None
+        asked = model(**batch, decoder_input_ids=torch.ones(2, 1).long(), output_router_logits=True)
+        assert counted.call_count == 1 and asked.expert_load.shape == (2, 4)
+
+
+def test_return_dict_and_hidden_states_follow_the_config_unless_given():
+    model = tiny_model(output_hidden_states=True)
+    batch = source_batch()
+    labels = torch.tensor([[9, VOCAB + 3, 11, -100], [VOCAB + 1, 12, 2, 2]])
+    out = model(**batch, labels=labels)
+    assert (
+        len(out.encoder_hidden_states) == 3 and len(out.decoder_hidden_states) == 3
+    )  # embeddings + 2 layers
+    assert model(**batch, labels=labels, output_hidden_states=False).decoder_hidden_states is None
+    model.config.return_dict = False
+    as_tuple = model(**batch, labels=labels)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], out.loss)  # the loss first, as transformers' tuples
+    assert isinstance(model.encoder(batch["input_ids"], batch["attention_mask"]), tuple)
+    assert model(**batch, labels=labels, return_dict=True).loss is not None
 
 
 # ---------------------------------------------------------------- per-base track head

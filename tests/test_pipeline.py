@@ -21,6 +21,9 @@ from genome_io.errors import InputError
 from genome_io.gff3_writer import gff3_lines
 from pipeline_gffmoe import FASTA_TEXT, GffAnnotationPipeline, read_fasta_input
 from tests.fixtures.genomes import random_dna, write_text
+from tests.fixtures.training import tiny_model_dir
+
+__all__ = ["tiny_model_dir"]  # fixtures used here
 
 OPTIONS = {"window_size": 600, "overlap": 150, "max_new_tokens": 40}
 HINT_CDS = "ctg1\tev\tCDS\t101\t400\t.\t-\t0\tParent=h\n"
@@ -60,19 +63,12 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, gff_tokenizer):
-    """A tiny random GFF-MoE saved by init_model, then steered towards coding genes and saved again."""
-    import init_model
-
+def model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny random GFF-MoE init_model saved, steered towards coding genes and saved again."""
     root = tmp_path_factory.mktemp("pipeline_gffmoe")
-    gff_tokenizer.save_pretrained(root / "tokenizer")
-    size = ["--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2"]
-    size += ["--intermediate_size", "64", "--decoder_layers", "1", "--num_experts", "2"]
-    init_dir = root / "init"
-    init_model.main(["--save_dir", str(init_dir), "--tokenizer", str(root / "tokenizer"), "--use_moe", *size])
-    assert "gff-annotation" in json.loads((init_dir / "config.json").read_text())["custom_pipelines"]
+    assert "gff-annotation" in json.loads((tiny_model_dir / "config.json").read_text())["custom_pipelines"]
 
-    model, tokenizer = annotate.load_model(str(init_dir))
+    model, tokenizer = annotate.load_model(str(tiny_model_dir))
     vocab = tokenizer.get_vocab()
     with torch.no_grad():  # a random model mostly stops at once; make it write genes for the constraints
         for token, bias in GENE_BIAS.items():

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenization.features import DIRECT, Gene, Transcript
+from tests.fixtures.genes import coding
+from tokenization.features import Gene, Transcript
 from tokenization.track import BOUNDARY, REGION, gene_track
 
 R = {name: i for i, name in enumerate(REGION)}
 B = {name: i for i, name in enumerate(BOUNDARY)}
-
-
-def coding(start, end, strand, exons=None, open_left=False, open_right=False, phase=0) -> Gene:
-    exons = tuple(exons or [(start, end)])
-    transcript = Transcript(DIRECT if len(exons) == 1 else "mRNA", exons, (exons[0][0], exons[-1][1]), phase)
-    return Gene(start, end, strand, transcripts=(transcript,), open_left=open_left, open_right=open_right)
 
 
 def names(column: np.ndarray, table) -> str:

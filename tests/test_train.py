@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 import sys
 from types import SimpleNamespace
 
@@ -11,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer, TrainerCallback
 
 import train
 from dataset_builder.bake import BakeOptions, bake_genome
+from tests.fixtures.genes import coding
 from tests.fixtures.genomes import write_text
 from tests.fixtures.training import (
     baked_tiny_genome,
@@ -26,7 +29,7 @@ from tests.fixtures.training import (
 )
 from tokenization.codec import decode, text_to_genes
 from tokenization.coordinates import NumberCoordinates
-from tokenization.features import DIRECT, Gene, Transcript
+from tokenization.features import Gene
 from tokenization.tokenizer import decode_ids, tokens_to_ids
 from tokenization.track import gene_track
 from training.data import (
@@ -39,7 +42,7 @@ from training.data import (
 )
 from training.metrics import AnnotationScorer
 from training.synthetic import orf_window
-from training.trainer import router_logs
+from training.trainer import flat_logs, router_logs
 
 __all__ = ["baked_tiny_genome", "tiny_checkpoint"]  # fixtures used here
 
@@ -68,7 +71,7 @@ def test_collator_pads_every_column_with_its_own_value():
     assert batch["token_offsets"].shape == (2, 4, 2) and batch["token_offsets"].dtype == torch.long
     assert batch["token_offsets"][1].tolist() == [[0, 0], [0, 4], [0, 0], [0, 0]]
     assert batch["labels"].tolist() == [[9, 10, 11], [9, -100, -100]]
-    assert padding_fraction(batch) == pytest.approx(
+    assert {name: value.item() for name, value in padding_fraction(batch).items()} == pytest.approx(
         {"padding_fraction_source": 1 / 8, "padding_fraction_target": 2 / 6}
     )
     padded = GffMoeCollator(pad_token_id=3, pad_to_multiple_of=8)(features)
@@ -171,26 +174,91 @@ def test_truncated_source_cuts_genes_at_the_last_seen_base(tmp_path, tiny_checkp
             assert decoded[0].open_right
 
 
-def test_router_logs_flatten_per_layer_statistics():
+def test_router_logs_are_three_statistics_per_layer_not_one_per_expert():
     outputs = SimpleNamespace(
         aux_loss=torch.tensor(1.5),
         z_loss=torch.tensor(0.25),
         router_entropy=torch.tensor([0.5, 0.75]),
-        expert_load=torch.tensor([[0.25, 0.75], [1.0, 0.0]]),
+        expert_load=torch.tensor([[0.25, 0.25, 0.5, 0.0], [1.0, 0.0, 0.0, 0.0]]),
     )
-    logs = router_logs(outputs)
+    logs = flat_logs(router_logs(outputs))
     assert logs["router/aux_loss"] == 1.5 and logs["router/z_loss"] == 0.25
-    assert logs["router/router_entropy_layer1"] == 0.75
-    assert (
-        logs["router/expert_load_layer0_expert1"] == 0.75 and logs["router/expert_load_layer1_expert0"] == 1.0
-    )
+    assert logs["router/router_entropy"] == pytest.approx(0.625)
+    per_layer = {key for key in logs if key.endswith("_layer1")}
+    assert per_layer == {f"router/expert_load_{s}_layer1" for s in ("min", "max", "entropy")}
+    assert len(logs) == 3 + 3 * 2  # no key per expert
+    assert logs["router/expert_load_min_layer0"] == 0.0 and logs["router/expert_load_max_layer0"] == 0.5
+    assert logs["router/expert_load_entropy_layer0"] == pytest.approx(1.5 * np.log(2))
+    assert logs["router/expert_load_entropy_layer1"] == 0.0  # everything to one expert
     assert router_logs(SimpleNamespace()) == {}
 
 
-def test_scorer_counts_exact_matches_only():
-    def coding(start, end, strand="+"):
-        return Gene(start, end, strand, "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
+class _HostSyncs(TrainerCallback):
+    """Records, per training step, the training/ code that called `.item()` / `.tolist()` (each waits for the
+    accelerator). The eager expert dispatch's own `.tolist()` (rows per expert) is the model's, not logging's."""
 
+    def __init__(self, monkeypatch):
+        self.callers, self.per_step = [], {}
+        for method in ("item", "tolist"):
+            monkeypatch.setattr(torch.Tensor, method, self._recorded(getattr(torch.Tensor, method)))
+
+    def _recorded(self, original):
+        def method(tensor, *args):
+            caller = sys._getframe(1).f_code.co_filename
+            if f"{os.sep}training{os.sep}" in caller:
+                self.callers.append(caller)
+            return original(tensor, *args)
+
+        return method
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.callers.clear()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.per_step[state.global_step] = list(self.callers)
+
+
+def test_training_steps_move_no_statistic_to_the_host_between_logs(tmp_path, tiny_checkpoint, monkeypatch):
+    """Statistics are summed as tensors and synced once per logging step, not at every step."""
+    torch.set_num_threads(1)
+    dataset = write_orf_dataset(tmp_path / "data", n_train=16, n_validation=0, length=300)
+    syncs = _HostSyncs(monkeypatch)
+    args = train.parse_args(
+        _train_args(
+            tiny_checkpoint,
+            dataset,
+            tmp_path / "run",
+            "--max_steps",
+            "4",
+            "--logging_steps",
+            "4",
+            "--save_strategy",
+            "no",
+        )  # fmt: skip
+    )
+    train.train(*args, callbacks=[syncs])
+    assert syncs.per_step == {1: [], 2: [], 3: [], 4: []}
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert "router/expert_load_max_layer0" in state["log_history"][0]
+
+
+def test_training_prints_step_loss_tokens_per_second_and_time_left(tmp_path, tiny_checkpoint, capsys):
+    """Not a terminal (a log file, the demo's pipe): one line per log, no progress bar, no dict of every key."""
+    torch.set_num_threads(1)
+    dataset = write_orf_dataset(tmp_path / "data", n_train=16, n_validation=0, length=300)
+    argv = _train_args(
+        tiny_checkpoint, dataset, tmp_path / "run", "--max_steps", "4", "--save_strategy", "no"
+    )
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    lines = re.findall(
+        r"^step (\d+)/4  loss \d+\.\d{4}  [\d,]+ tokens/s  \d+m \d\ds left$", out, re.MULTILINE
+    )
+    assert lines == ["2", "4"]  # --logging_steps 2
+    assert "router/" not in out and "%|" not in out
+
+
+def test_scorer_counts_exact_matches_only():
     reference = [coding(10, 99), coding(200, 299, "-")]
     scorer = AnnotationScorer()
     scorer.add(
@@ -229,8 +297,10 @@ def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_
         "router/aux_loss" in log and "padding_fraction_source" in log for log in train_logs
     )
     assert all(0 <= log["padding_fraction_target"] < 1 for log in train_logs)
-    assert any(key.startswith("router/expert_load_layer0_expert") for key in train_logs[0])
-    assert any(key.startswith("router/router_entropy_layer0") for key in train_logs[0])
+    router_keys = {key for key in train_logs[0] if key.startswith("router/")}
+    assert router_keys == {"router/aux_loss", "router/z_loss", "router/router_entropy"} | {
+        f"router/expert_load_{s}_layer0" for s in ("min", "max", "entropy")
+    }  # the tiny model has one decoder layer
     eval_logs = [log for log in state["log_history"] if "eval_record_f1" in log]
     assert eval_logs and {"eval_loss", "eval_gene_exact_f1", "eval_exon_f1", "eval_window_exact"} <= set(
         eval_logs[-1]

@@ -22,7 +22,6 @@ from tokenization.coordinates import NumberCoordinates, PointerCoordinates
 from tokenization.tokenizer import encode_source, target_ids
 from tokenization.track import TRACK_COLUMNS, gene_track
 
-MODEL_COLUMNS = ("input_ids", "attention_mask", "token_offsets", "labels")
 LENGTH_COLUMN = "length"
 
 
@@ -185,9 +184,9 @@ class GffMoeCollator:
         return padded
 
 
-def padding_fraction(batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Share of padded positions in a collated batch (source and target), for logging."""
-    fractions = {"padding_fraction_source": 1.0 - batch["attention_mask"].float().mean().item()}
+def padding_fraction(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Share of padded positions in a collated batch (source and target), as tensors for logging."""
+    fractions = {"padding_fraction_source": 1.0 - batch["attention_mask"].float().mean()}
     if "labels" in batch:
-        fractions["padding_fraction_target"] = (batch["labels"] == -100).float().mean().item()
+        fractions["padding_fraction_target"] = (batch["labels"] == -100).float().mean()
     return fractions

@@ -1,16 +1,19 @@
 """Seq2SeqTrainer with GFF-MoE's training signals in the Trainer's own logs.
 
 Each logged training step also carries, averaged since the previous log and over all processes:
-the padding fraction of source and target, the router statistics the model returns
-(aux loss, z-loss, router entropy, expert load per decoder layer) and, with a track head, the per-base
-track loss (`track/loss`). Evaluation adds the track head's per-class precision and recall
+the padding fraction of source and target, the router statistics the model returns (aux loss, z-loss,
+router entropy, and per decoder layer the min / max / entropy of the expert load: see `router_logs`) and,
+with a track head, the per-base track loss (`track/loss`); and `tokens_per_second`, source and target
+tokens (not padding) of all processes per second since the previous log. They are summed as tensors and moved to the host
+once per logging step, not at every step. Evaluation adds the track head's per-class precision and recall
 (`eval_track_CLASS_precision` / `_recall`, both strands pooled). Everything goes through
 `Trainer.log`, so every `report_to` integration (tensorboard, wandb, ...) sees it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
+from collections import Counter
 
 import torch
 from torch.utils.data import SequentialSampler
@@ -20,28 +23,36 @@ from tokenization.track import BOUNDARY, REGION
 
 from .data import padding_fraction
 
-ROUTER_STATS = ("aux_loss", "z_loss", "router_entropy", "expert_load")
 
+def router_logs(outputs) -> dict[str, torch.Tensor]:
+    """The router statistics of one GffMoe forward as detached tensors (empty for outputs without them).
 
-def router_logs(outputs) -> dict[str, float]:
-    """Flat scalar logs of the router statistics a GffMoe forward returns (empty for a dense model).
-
-    Scalars log as `router/NAME`, per-layer vectors as `router/NAME_layerL`, and the
-    [layers, experts] expert load as `router/expert_load_layerL_expertE`.
+    Scalars: `router/aux_loss`, `router/z_loss` and `router/router_entropy` (the routers' mean entropy over
+    layers). Per decoder layer, three statistics of the share of routed slots each expert received:
+    `router/expert_load_min`, `_max` and `_entropy` (nats; ln(num_experts) is an even load), vectors that log as
+    `NAME_layerL`. Nothing is moved to the host: `GffMoeTrainer` syncs once per logging step.
     """
+    if getattr(outputs, "expert_load", None) is None:
+        return {}
+    load = outputs.expert_load.detach().float()  # [layers, experts]
+    return {
+        "router/aux_loss": outputs.aux_loss.detach().float(),
+        "router/z_loss": outputs.z_loss.detach().float(),
+        "router/router_entropy": outputs.router_entropy.detach().float().mean(),
+        "router/expert_load_min": load.amin(-1),
+        "router/expert_load_max": load.amax(-1),
+        "router/expert_load_entropy": -(load * load.clamp_min(1e-9).log()).sum(-1),
+    }
+
+
+def flat_logs(stats: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Log entries of statistics: a scalar keeps its name, entry L of a vector is logged as `NAME_layerL`."""
     logs = {}
-    for name in ROUTER_STATS:
-        value = getattr(outputs, name, None)
-        if value is None:
-            continue
-        value = value.detach().float()
+    for name, value in stats.items():
         if value.dim() == 0:
-            logs[f"router/{name}"] = value.item()
-        elif value.dim() == 1:
-            logs.update({f"router/{name}_layer{i}": v for i, v in enumerate(value.tolist())})
+            logs[name] = round(value.item(), 6)
         else:
-            for layer, row in enumerate(value.tolist()):
-                logs.update({f"router/{name}_layer{layer}_expert{e}": v for e, v in enumerate(row)})
+            logs.update({f"{name}_layer{i}": round(v, 6) for i, v in enumerate(value.tolist())})
     return logs
 
 
@@ -51,7 +62,11 @@ class GffMoeTrainer(Seq2SeqTrainer):
         # The model's loss is a per-batch mean that ignores `num_items_in_batch`: the Trainer must scale it
         # for gradient accumulation itself and not multiply it by the number of processes.
         self.model_accepts_loss_kwargs = False
-        self._tallies: dict[str, list[float]] = defaultdict(list)
+        # Sums of detached statistics since the last log, and how many steps each sums: a `.item()` per step
+        # would wait for the accelerator at every step.
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: Counter = Counter()
+        self._tokens, self._since = 0, time.perf_counter()  # source + target tokens (not padding) since then
         self._track_confusion: dict[str, torch.Tensor] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -59,11 +74,15 @@ class GffMoeTrainer(Seq2SeqTrainer):
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
         if model.training:
-            logs = {**padding_fraction(inputs), **router_logs(outputs)}
+            if not self._sums:
+                self._since = time.perf_counter()
+            self._tokens = self._tokens + inputs["attention_mask"].sum() + inputs["labels"].ne(-100).sum()
+            stats = {**padding_fraction(inputs), **router_logs(outputs)}
             if outputs.track_loss is not None:
-                logs["track/loss"] = outputs.track_loss.item()
-            for name, value in logs.items():
-                self._tallies[name].append(value)
+                stats["track/loss"] = outputs.track_loss.detach().float()
+            for name, value in stats.items():
+                self._sums[name] = self._sums[name] + value if name in self._sums else value
+                self._counts[name] += 1
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kwargs):
@@ -81,7 +100,10 @@ class GffMoeTrainer(Seq2SeqTrainer):
     def _count_track(self, model, inputs, track_labels) -> None:
         """Add one batch to the confusion matrices of the track's region and boundary classes."""
         encoded = model.encoder(
-            inputs["input_ids"], inputs["attention_mask"], token_offsets=inputs["token_offsets"]
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            token_offsets=inputs["token_offsets"],
+            return_dict=True,
         )
         logits, row, position = model.track(
             encoded.last_hidden_state, inputs["input_ids"], inputs["token_offsets"]
@@ -116,14 +138,24 @@ class GffMoeTrainer(Seq2SeqTrainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Training logs (they carry "loss") are written on every rank at the same step, so the mean over
         # processes is a collective every rank joins.
-        if "loss" in logs and self._tallies:
-            names = sorted(self._tallies)
-            means = torch.tensor(
-                [sum(v) / len(v) for v in map(self._tallies.get, names)], device=self.args.device
+        if "loss" in logs and self._sums:
+            means = {name: self._sums[name] / self._counts[name] for name in sorted(self._sums)}
+            flat = torch.cat([mean.reshape(-1) for mean in means.values()]).to(self.args.device)
+            flat = self.accelerator.reduce(flat, reduction="mean").cpu()  # the one host sync
+            parts = flat.split([mean.numel() for mean in means.values()])
+            logs.update(
+                flat_logs(
+                    {
+                        name: part.view(mean.shape)
+                        for (name, mean), part in zip(means.items(), parts, strict=True)
+                    }
+                )
             )
-            means = self.accelerator.reduce(means, reduction="mean")
-            logs.update({name: round(value, 6) for name, value in zip(names, means.tolist(), strict=True)})
-            self._tallies.clear()
+            self._sums.clear()
+            self._counts.clear()
+            tokens = self.accelerator.reduce(torch.as_tensor(self._tokens, device=self.args.device), "sum")
+            logs["tokens_per_second"] = round(tokens.item() / (time.perf_counter() - self._since), 1)
+            self._tokens = 0
         super().log(logs, start_time)
 
     def replica_check(self) -> dict[str, float]:
