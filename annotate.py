@@ -26,9 +26,9 @@ from safetensors import SafetensorError
 
 from annotation.annotator import OVERLAP_FRACTION, TAXA, TRACK_WEIGHT, annotate_genome, read_hints
 from annotation.constraints import MIN_CODING_LENGTH
+from core.errors import InputError, first_line
 from genome_io.bedgraph import write_bedgraph
 from genome_io.cli import check_model_source, device, non_negative_float, non_negative_int, positive_int, run
-from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
 from tokenization.tokenizer import TokenizerError, check_gff_vocabulary, read_tokenizer

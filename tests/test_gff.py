@@ -7,9 +7,11 @@ import gzip
 import pytest
 from Bio.Seq import Seq
 
-from genome_io import InputError, read_fasta, read_gff
+from core.errors import InputError
+from core.features import DIRECT, Gene, Transcript
+from genome_io.fasta import read_fasta
+from genome_io.gff import read_gff
 from tests.fixtures.genomes import write_text
-from tokenization.features import DIRECT, Gene, Transcript
 
 LENGTHS = {"c1": 20_000, "c2": 5_000}
 

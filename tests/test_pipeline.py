@@ -17,7 +17,7 @@ from transformers.dynamic_module_utils import get_relative_import_files
 import annotate
 import hub_code
 from annotation.annotator import read_hints
-from genome_io.errors import InputError
+from core.errors import InputError
 from genome_io.gff3_writer import gff3_lines
 from pipeline_gffmoe import FASTA_TEXT, GffAnnotationPipeline, read_fasta_input
 from tests.fixtures.genomes import random_dna, write_text

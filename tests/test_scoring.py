@@ -9,14 +9,15 @@ import sys
 
 import pytest
 
+from core.features import DIRECT, Gene, Transcript
 from genome_io.baselines import orf_floor_genes
 from genome_io.fasta import fasta_lengths
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
-from scoring import LevelScore, Scores, format_table, score
 from scoring.__main__ import main
+from scoring.metrics import LevelScore, Scores, score
+from scoring.report import format_table
 from tests.fixtures.genomes import needs_augustus, shared_genome, write_text, yeast_slice
-from tokenization.features import DIRECT, Gene, Transcript
 
 
 def coding(start, end, strand="+", gene_type="gene"):

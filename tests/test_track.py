@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenization.features import DIRECT, Gene, Transcript
+from core.features import DIRECT, Gene, Transcript
 from tokenization.track import BOUNDARY, REGION, gene_track
 
 R = {name: i for i, name in enumerate(REGION)}

@@ -14,6 +14,7 @@ import yaml
 from transformers import AutoConfig, AutoTokenizer
 
 import train
+from core.features import DIRECT, Gene, Transcript
 from dataset_builder.bake import BakeOptions, bake_genome
 from tests.fixtures.genomes import write_text
 from tests.fixtures.training import (
@@ -26,7 +27,6 @@ from tests.fixtures.training import (
 )
 from tokenization.codec import decode, text_to_genes
 from tokenization.coordinates import NumberCoordinates
-from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import decode_ids, tokens_to_ids
 from tokenization.track import gene_track
 from training.data import (

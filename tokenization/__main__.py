@@ -27,7 +27,7 @@ TOKEN_FILE_HELP = (
 
 def read_token_file(path: str | Path) -> list[str]:
     """Tokens of a token list file, validated; errors name the file and line."""
-    from genome_io.errors import InputError
+    from core.errors import InputError
 
     tokens = []
     try:
@@ -63,7 +63,7 @@ def build_tk(args) -> None:
 
 
 def append_tk(args) -> None:
-    from genome_io.errors import InputError
+    from core.errors import InputError
 
     tokens = read_token_file(args.tokens_file)
     target = Path(args.tokenizer)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=resize_model)
 
     args = parser.parse_args(argv)
-    from genome_io.errors import InputError
+    from core.errors import InputError
 
     try:
         args.run(args)
