@@ -61,7 +61,7 @@ def flat_source(name: str) -> str:
     path = REPOSITORY / name
     source = path.read_bytes().decode()
     lines = source.split("\n")
-    package = Path(name).parent.as_posix().replace("/", ".")
+    package = ".".join(Path(name).parent.parts)
     for node in ast.walk(ast.parse(source, str(path))):
         if isinstance(node, ast.Import) and any(_is_project(alias.name) for alias in node.names):
             raise ValueError(f"{name}:{node.lineno}: write `from MODULE import NAME`: it can be made flat")
