@@ -26,6 +26,7 @@ from Bio.Data.CodonTable import unambiguous_dna_by_id
 from safetensors import SafetensorError
 
 from annotation.annotator import TAXA, AnnotationOptions, OptionError, annotate_genome, read_hints
+from core.errors import InputError, first_line
 from genome_io.bedgraph import write_bedgraph
 from genome_io.cli import (
     SnakeBooleanAction,
@@ -37,7 +38,6 @@ from genome_io.cli import (
     positive_int,
     run_cli,
 )
-from genome_io.errors import InputError, first_line
 from genome_io.fasta import read_fasta
 from genome_io.gff3_writer import write_gff3
 from tokenization.tokenizer import TokenizerError, check_gff_vocabulary, read_tokenizer

@@ -41,13 +41,13 @@ from Bio.Seq import Seq
 from Bio.SeqIO import write as write_fasta
 from Bio.SeqRecord import SeqRecord
 
+from core.features import Gene
 from dataset_builder.windows import GeneClusters
 from genome_io.baselines import orf_floor_genes, prodigal_genes
 from genome_io.cli import old_spelling, run_cli
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
-from tokenization.features import Gene
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_GENOME = ("pyrodigal.tests.data", "GCF_001457455.1_NCTC11397_genomic.fna.gz")
@@ -358,7 +358,7 @@ def seconds_per_step(
 
 def score_held_out(held_out: HeldOut, prediction_gff: Path) -> dict:
     """Scores of GFF-MoE, Prodigal and the ORF floor on the held-out region, and the genes of each."""
-    from scoring import score
+    from scoring.metrics import score
 
     records = [(held_out.seqid, held_out.sequence)]
     result = read_gff(prediction_gff, {held_out.seqid: len(held_out.sequence)})
@@ -645,7 +645,7 @@ def score_stage(
     setup: DemoSetup, stages: Stages, genome: PreparedGenome, prediction_gff: Path, model_dir: Path
 ) -> dict:
     with stages.stage("score", "Score against the held-out labels, beside Prodigal and the ORF floor"):
-        from scoring import format_table
+        from scoring.report import format_table
         from training.model_card import add_held_out_scores
 
         results = score_held_out(genome.held_out, prediction_gff)

@@ -29,8 +29,8 @@ import torch
 from transformers import GenerationConfig
 
 from configuration_gffmoe import GffMoeConfig
+from core.errors import first_line
 from genome_io.cli import non_negative_float, positive_int, run_cli
-from genome_io.errors import first_line
 from hub_code import save_hub_code
 from modeling_gffmoe import GffMoeForConditionalGeneration
 from tokenization.tokenizer import TokenizerError, load_dnabert_tokenizer, set_special_tokens

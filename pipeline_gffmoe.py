@@ -21,16 +21,10 @@ from pathlib import Path
 
 from transformers import Pipeline
 
-try:  # flat in a saved model directory
-    from .annotator import AnnotationOptions, annotate_records, read_hints
-    from .errors import InputError
-    from .fasta import NOT_IUPAC, read_fasta
-    from .gff3_writer import gff3_lines
-except ImportError:  # the repository checkout
-    from annotation.annotator import AnnotationOptions, annotate_records, read_hints
-    from genome_io.errors import InputError
-    from genome_io.fasta import NOT_IUPAC, read_fasta
-    from genome_io.gff3_writer import gff3_lines
+from annotation.annotator import AnnotationOptions, annotate_records, read_hints
+from core.errors import InputError
+from genome_io.fasta import NOT_IUPAC, read_fasta
+from genome_io.gff3_writer import gff3_lines
 
 FASTA_TEXT = "<FASTA text>"  # how errors name an input given as text
 DNA_SEQID = "sequence"  # the record name of an input given as a bare DNA string

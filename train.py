@@ -29,8 +29,8 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
+from core.errors import InputError, first_line
 from genome_io.cli import check_model_source, run_cli
-from genome_io.errors import InputError, first_line
 from hub_code import save_hub_code
 
 PROG = "train.py"
@@ -141,7 +141,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments):
 
     Returns the model config and the tokenizer; raises InputError with a one-line message.
     """
-    from dataset_builder.taxa import TAXA
+    from core.taxa import TAXA
     from training.data import dataset_configs
 
     available = dataset_configs(data_args.dataset_dir)

@@ -31,6 +31,18 @@ from Bio.Data.CodonTable import unambiguous_dna_by_id
 from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
+from core.errors import InputError
+from core.features import Gene
+from core.taxa import TAXA
+from genome_io.fasta import read_fasta
+from genome_io.files import numbered_lines
+from genome_io.gff import GffReadResult, read_gff
+from genome_io.gff3_writer import unescape_seqid
+from tokenization.codec import CodecError, decode, encode
+from tokenization.coordinates import NumberCoordinates, PointerCoordinates
+from tokenization.tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
+from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
+
 from .constraints import MIN_CODING_LENGTH, BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
 from .windows import (
     Prediction,
@@ -43,31 +55,6 @@ from .windows import (
     stitch,
     tile,
 )
-
-try:  # flat in a saved model directory
-    from .codec import CodecError, decode, encode
-    from .coordinates import NumberCoordinates, PointerCoordinates
-    from .errors import InputError
-    from .fasta import read_fasta
-    from .features import Gene
-    from .files import numbered_lines
-    from .gff import GffReadResult, read_gff
-    from .gff3_writer import unescape_seqid
-    from .taxa import TAXA
-    from .tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
-    from .track import BOUNDARY, REGION, TRACK_COLUMNS
-except ImportError:  # the repository checkout
-    from dataset_builder.taxa import TAXA
-    from genome_io.errors import InputError
-    from genome_io.fasta import read_fasta
-    from genome_io.files import numbered_lines
-    from genome_io.gff import GffReadResult, read_gff
-    from genome_io.gff3_writer import unescape_seqid
-    from tokenization.codec import CodecError, decode, encode
-    from tokenization.coordinates import NumberCoordinates, PointerCoordinates
-    from tokenization.features import Gene
-    from tokenization.tokenizer import TokenizerError, encode_source, ids_to_tokens, tokens_to_ids
-    from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
 
 GENETIC_CODES = {"prokaryotes": 11}  # every other taxon: the standard code 1
 OVERLAP_FRACTION = 0.2  # of the window: genes shorter than this are always seen whole by some window

@@ -46,48 +46,26 @@ import torch
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from transformers import LogitsProcessor
 
-try:  # flat in a saved model directory (hub_code.py)
-    from .codec import (
-        ANNOTATION_TASK,
-        BOS,
-        CDS,
-        CDS_ALL,
-        DIRECT,
-        EOS,
-        INTRONS,
-        OPEN_LEFT,
-        OPEN_RIGHT,
-        PHASE_TOKENS,
-        SPAN,
-        STRAND_TOKENS,
-        is_gene_type,
-        is_type_name,
-        type_token,
-    )
-    from .coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
-    from .fasta import normalise_dna
-    from .track import BOUNDARY, REGION, TRACK_COLUMNS
-except ImportError:  # the repository checkout
-    from genome_io.fasta import normalise_dna
-    from tokenization.codec import (
-        ANNOTATION_TASK,
-        BOS,
-        CDS,
-        CDS_ALL,
-        DIRECT,
-        EOS,
-        INTRONS,
-        OPEN_LEFT,
-        OPEN_RIGHT,
-        PHASE_TOKENS,
-        SPAN,
-        STRAND_TOKENS,
-        is_gene_type,
-        is_type_name,
-        type_token,
-    )
-    from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
-    from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
+from core.features import is_gene_type
+from genome_io.fasta import normalise_dna
+from tokenization.codec import (
+    ANNOTATION_TASK,
+    BOS,
+    CDS,
+    CDS_ALL,
+    DIRECT,
+    EOS,
+    INTRONS,
+    OPEN_LEFT,
+    OPEN_RIGHT,
+    PHASE_TOKENS,
+    SPAN,
+    STRAND_TOKENS,
+    is_type_name,
+    type_token,
+)
+from tokenization.coordinates import NUMBER_BASE, NUMBER_TOKENS, OFFSET_TOKENS
+from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
 
 # Start codons used when none are given: the common ones of the table (Prodigal's for code 11).
 DEFAULT_START_CODONS = {11: ("ATG", "GTG", "TTG"), 4: ("ATG", "GTG", "TTG")}

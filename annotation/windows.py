@@ -22,12 +22,8 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-try:  # flat in a saved model directory (hub_code.py)
-    from .fasta import normalise_dna
-    from .features import Gene, Transcript
-except ImportError:  # the repository checkout
-    from genome_io.fasta import normalise_dna
-    from tokenization.features import Gene, Transcript
+from core.features import Gene, Transcript
+from genome_io.fasta import normalise_dna
 
 # Runs of N at least this long split a contig: no window is spent on them.
 MIN_N_GAP = 100

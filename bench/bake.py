@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 CHILD = """
 import json, resource, sys, time, gzip
 from pathlib import Path
-from dataset_builder import BakeOptions, bake_genome
+from dataset_builder.bake import BakeOptions, bake_genome
 from tests.fixtures.genomes import GENOME_TAXA
 name, out = sys.argv[1], Path(sys.argv[2])
 d = Path(sys.argv[3]) / name

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from genome_io.baselines import baseline_speed, orf_floor_genes, prodigal_genes
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
-from scoring import score
+from scoring.metrics import score
 
 SHARED_GENOMES = Path(__file__).resolve().parents[1].parent / "shared" / "genomes"
 # NOTES.md: Prodigal gene-level F1, 3' (strand + stop) and exact (start + stop).

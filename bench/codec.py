@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's top-level modules
 
-from dataset_builder.taxa import TAXA  # noqa: E402
+from core.taxa import TAXA  # noqa: E402
 from dataset_builder.windows import GeneIndex, plan_windows, window_genes  # noqa: E402
 from genome_io.fasta import read_fasta  # noqa: E402
 from genome_io.gff import read_gff  # noqa: E402

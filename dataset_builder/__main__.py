@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.errors import InputError
+from core.taxa import AUGUSTUS_SPECIES, TAXA
 from genome_io.cli import deprecated, fraction, non_negative_int, old_spelling, positive_int, run_cli
-from genome_io.errors import InputError
 
 from .bake import BakeOptions, bake_genome
 from .schema import LABEL_SOURCES
-from .taxa import AUGUSTUS_SPECIES, TAXA
 
 PROG = "python -m dataset_builder"
 FASTA_SUFFIXES = (".fna", ".fa", ".fasta", ".fas")

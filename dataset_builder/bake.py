@@ -28,15 +28,15 @@ import pyarrow.parquet as pq
 from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
 
-from genome_io.errors import InputError
+from core.errors import InputError
+from core.features import Gene, merge_spans
+from core.taxa import AUGUSTUS_SPECIES, TAXA
 from genome_io.fasta import fasta_lengths, normalise_dna, read_fasta
 from genome_io.gff import read_gff
 from tokenization.codec import codec_vocabulary, gene_problems, genes_to_text, type_token
-from tokenization.features import Gene, merge_spans
 
 from .card import write_card
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
-from .taxa import AUGUSTUS_SPECIES, TAXA
 from .windows import GeneIndex, Window, plan_windows, window_genes
 
 ROWS_PER_SHARD = 4000

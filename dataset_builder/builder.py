@@ -17,9 +17,10 @@ from pathlib import Path
 
 import datasets
 
+from core.taxa import TAXA
+
 from .bake import BakeOptions, genome_examples
 from .schema import FEATURES, SPLITS
-from .taxa import TAXA
 
 
 @dataclass

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from core.taxa import TAXA
+
 from .schema import FEATURES, LABEL_SOURCES, SPLITS
-from .taxa import TAXA
 
 FEATURE_DOCS = {
     "species": "species name given at bake time",

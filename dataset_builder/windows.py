@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from tokenization.features import Gene, merge_spans
+from core.features import Gene, merge_spans
 
 
 @dataclass(frozen=True)

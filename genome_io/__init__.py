@@ -1,10 +1,5 @@
-"""Genome input and output: FASTA and GFF3/GTF reading, GFF3 writing, baseline gene finders.
+"""Genome input and output: FASTA and GFF3/GTF reading, GFF3 and bedGraph writing, baseline gene finders.
 
-Every bad input raises `InputError` ("PATH:LINE: message", one line); CLIs print it and exit 2.
+Every bad input raises `core.errors.InputError` ("PATH:LINE: message", one line); CLIs print it and exit 2.
+Import from the modules (`genome_io.fasta`, `genome_io.gff`, ...): this package imports nothing itself.
 """
-
-from .errors import InputError
-from .fasta import fasta_lengths, read_fasta
-from .gff import GffReadResult, GffReport, read_gff
-
-__all__ = ["InputError", "GffReadResult", "GffReport", "fasta_lengths", "read_fasta", "read_gff"]

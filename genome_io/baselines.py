@@ -21,9 +21,9 @@ import pyrodigal
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from Bio.Seq import reverse_complement
 
-from tokenization.features import DIRECT, Gene, Transcript
+from core.errors import InputError
+from core.features import DIRECT, Gene, Transcript
 
-from .errors import InputError
 from .fasta import normalise_dna, read_fasta
 from .gff import read_gff
 

@@ -15,6 +15,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from core.errors import InputError
+
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a process ended by Ctrl-C
 
 
@@ -60,7 +62,7 @@ def check_model_source(name: str) -> None:
     missing directory is reported as one, not as huggingface_hub's "Repo id must be in the form..."."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from .errors import InputError
+    from core.errors import InputError
 
     if os.path.isdir(name):
         return
@@ -128,8 +130,6 @@ def run_cli(
     0 when it returns; 2 with one line `PROG: error: ...` for bad input (InputError, or one of `errors`);
     130 with one line on Ctrl-C. Never a traceback for either.
     """
-    from .errors import InputError
-
     try:
         command(argv)
     except (InputError, *errors) as err:

@@ -8,7 +8,8 @@ from os import PathLike
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-from .errors import InputError
+from core.errors import InputError
+
 from .files import numbered_lines
 
 # IUPAC nucleotide codes (U included), either case; soft-masking is lower case.

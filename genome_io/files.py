@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 
-from .errors import InputError
+from core.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -1,4 +1,4 @@
-"""GFF3 / GTF reading: every dialect in the wild reduced to `tokenization.features.Gene` (1-based).
+"""GFF3 / GTF reading: every dialect in the wild reduced to `core.features.Gene` (1-based).
 
 Lines are split by gffutils' own parser (`feature_from_line`, dialect inferred the gffutils way), then
 assembled gene -> transcript -> segments:
@@ -28,16 +28,13 @@ from dataclasses import dataclass, field, replace
 from os import PathLike
 
 from gffutils.feature import feature_from_line
-from gffutils.helpers import _choose_dialect
+from gffutils.iterators import DataIterator
 
-from .errors import InputError
+from core.errors import InputError
+from core.features import DIRECT, Gene, Transcript, is_gene_type, merge_spans
+
 from .files import numbered_lines
 from .gff3_writer import unescape_seqid
-
-try:  # flat in a saved model directory (hub_code.py: the pipeline reads hints with this module)
-    from .features import DIRECT, Gene, Transcript, merge_spans
-except ImportError:  # the repository checkout
-    from tokenization.features import DIRECT, Gene, Transcript, merge_spans
 
 CODING = ("CDS", "stop_codon")  # GTF's CDS exclude the stop codon; GFF3's (e.g. AUGUSTUS's) include it
 UTR = ("five_prime_UTR", "three_prime_UTR", "UTR", "5UTR", "3UTR", "five_prime_utr", "three_prime_utr")
@@ -61,11 +58,6 @@ CROSSES_ORIGIN = "crosses the origin of a circular sequence"
 # Reasons noted where they are found (at the line that causes them), not again when the gene is dropped.
 NOTED_WHEN_LINKED = ("missing Parent", "duplicate ID", "Parent cycle")
 MAX_EXAMPLES = 10  # skip messages kept per reason
-
-
-def is_gene_type(featuretype: str) -> bool:
-    """gene, pseudogene, ncRNA_gene, transposable_element_gene, ..."""
-    return featuretype in ("gene", "pseudogene") or featuretype.endswith("_gene")
 
 
 def is_noncoding_rna(featuretype: str) -> bool:
@@ -221,7 +213,7 @@ def _parse(path, seq_lengths, report: GffReport, allow_empty: bool) -> tuple[lis
         raise InputError(path, 1, "empty GFF: no feature lines")
 
     head = [feature_from_line(line) for _, line in feature_lines[:100]]
-    dialect = _choose_dialect(head)
+    dialect = DataIterator(head, checklines=len(head)).dialect  # inferred from these lines
     gtf = dialect.get("fmt") == "gtf"
     features = [
         (number, feature_from_line(_needed_attributes(line), dialect=dialect))

@@ -24,12 +24,9 @@ from os import PathLike
 from typing import TextIO
 from urllib.parse import unquote
 
-from .files import write_atomically
+from core.features import DIRECT, Gene, Transcript
 
-try:  # flat in a saved model directory (hub_code.py)
-    from .features import DIRECT, Gene, Transcript
-except ImportError:  # the repository checkout
-    from tokenization.features import DIRECT, Gene, Transcript
+from .files import write_atomically
 
 # GFF3 spec, column 9: these must be percent-encoded, and nothing else may be.
 _ATTRIBUTE_ESCAPES = str.maketrans(

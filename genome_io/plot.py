@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrow, Patch  # noqa: E402
 
-from tokenization.features import Gene  # noqa: E402
+from core.features import Gene  # noqa: E402
 
 COLOURS = {"reference": "#4c72b0", "exact": "#55a868", "3' only": "#dd8452", "not in reference": "#c44e52"}
 TRACK_HEIGHT = 0.8  # of one track row; each strand gets half of it

@@ -7,10 +7,10 @@ import json
 import re
 import sys
 
-from dataset_builder.taxa import AUGUSTUS_SPECIES, TAXA
+from core.errors import InputError
+from core.taxa import AUGUSTUS_SPECIES, TAXA
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes
 from genome_io.cli import run_cli
-from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields, replace
 import networkx as nx
 from networkx.algorithms import bipartite
 
-from tokenization.features import Gene, Span, merge_spans
+from core.features import Gene, Span, merge_spans
 
 GenesBySeqid = Mapping[str, Sequence[Gene]]
 Region = tuple[str, int, int]

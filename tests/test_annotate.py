@@ -16,7 +16,8 @@ from transformers import AutoTokenizer
 import annotate
 from annotation.annotator import AnnotationOptions, OptionError, WindowAnnotator, merge_reads, token_log_probs
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
-from genome_io.errors import InputError
+from core.errors import InputError
+from core.features import DIRECT, Gene, Transcript
 from genome_io.gff import read_gff
 from tests.fixtures.genomes import random_dna, write_text
 from tests.fixtures.training import tiny_model_dir
@@ -24,7 +25,6 @@ from tests.test_constraints import check_biology
 from tests.test_modeling import TARGET, memorised, source_batch, tiny_model
 from tokenization.codec import encode
 from tokenization.coordinates import NumberCoordinates
-from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import tokens_to_ids
 
 __all__ = ["tiny_model_dir"]  # fixtures used here

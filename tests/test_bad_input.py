@@ -16,15 +16,15 @@ from transformers import pipeline
 import annotate
 from annotation.annotator import WindowAnnotator, annotate_records
 from annotation.windows import Prediction, StitchStats, stitch
-from dataset_builder import BakeOptions, bake_genome
+from core.features import Gene, Transcript
+from dataset_builder.bake import BakeOptions, bake_genome
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
-from scoring import score
 from scoring.__main__ import main as scoring_main
+from scoring.metrics import score
 from tests.fixtures.genes import coding
 from tests.fixtures.genomes import random_dna, write_text
 from tests.fixtures.training import tiny_checkpoint
-from tokenization.features import Gene, Transcript
 
 __all__ = ["tiny_checkpoint"]  # a fixture used here
 

@@ -23,10 +23,10 @@ import train
 from annotation.annotator import AnnotationOptions, annotate_records, read_hints
 from annotation.constraints import GeneticCode, WindowTables
 from annotation.windows import tile
+from core.errors import InputError
 from dataset_builder.__main__ import build_parser as bake_parser
 from dataset_builder.__main__ import main as bake_cli
 from dataset_builder.bake import BakeOptions, genome_examples
-from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from pipeline_gffmoe import FASTA_TEXT, read_fasta_input

@@ -9,13 +9,13 @@ import shutil
 import pytest
 from Bio.Seq import Seq, reverse_complement
 
+from core.errors import InputError
+from core.features import DIRECT
 from genome_io.baselines import augustus_genes, baseline_speed, orf_floor_genes, prodigal_genes
-from genome_io.errors import InputError
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
-from scoring import score
+from scoring.metrics import score
 from tests.fixtures.genomes import needs_augustus, random_dna, shared_genome, write_text, yeast_slice
-from tokenization.features import DIRECT
 
 STOPS = ("TAA", "TAG", "TGA")
 STARTS = ("ATG", "GTG", "TTG")

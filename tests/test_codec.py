@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from core.features import DIRECT, Gene, Transcript
 from tests.fixtures.genomes import GENOME_NAMES, shared_genome
 from tokenization.codec import (
     EOS,
@@ -29,7 +30,6 @@ from tokenization.coordinates import (
     PointerCoordinates,
     pointer_token,
 )
-from tokenization.features import DIRECT, Gene, Transcript
 
 GENE_TYPES = ["gene", "pseudogene", "ncRNA_gene"]
 TX_TYPES = [DIRECT, "mRNA", "tRNA", "lnc_RNA", "pseudogenic_transcript"]

@@ -429,7 +429,7 @@ def track_log_probs(length: int, plus_gene: tuple[int, int]) -> np.ndarray:
 
 
 def coding_gene(start: int, end: int):
-    from tokenization.features import DIRECT, Gene, Transcript
+    from core.features import DIRECT, Gene, Transcript
 
     return Gene(start, end, "+", transcripts=(Transcript(DIRECT, ((start, end),), (start, end)),))
 

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from Bio.Seq import Seq, reverse_complement
 
-from dataset_builder import BakeOptions, bake_genome, plan_windows
+from core.features import Gene, Transcript
 from dataset_builder.__main__ import main as cli
-from dataset_builder.windows import GeneIndex, Window, window_genes
-from genome_io import read_fasta, read_gff
-from genome_io.fasta import normalise_dna
+from dataset_builder.bake import BakeOptions, bake_genome
+from dataset_builder.windows import GeneIndex, Window, plan_windows, window_genes
+from genome_io.fasta import normalise_dna, read_fasta
+from genome_io.gff import read_gff
 from tests.fixtures.genomes import (
     GENOME_TAXA,
     needs_augustus,
@@ -28,7 +29,6 @@ from tests.fixtures.genomes import (
     yeast_slice,
 )
 from tokenization.codec import normalise, text_to_genes
-from tokenization.features import Gene, Transcript
 from tokenization.track import BOUNDARY, CDS_CLASSES, gene_track
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -352,7 +352,7 @@ def test_augustus_labels_need_a_parameter_set_for_prokaryotes(tmp_path, capsys):
 
 
 def test_generator_based_builder(tiny_genome, tmp_path):
-    from dataset_builder import GffMoeWindows
+    from dataset_builder.builder import GffMoeWindows
 
     fasta, gff = tiny_genome
     builder = GffMoeWindows(

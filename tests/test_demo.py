@@ -18,7 +18,7 @@ from genome_io.baselines import coding_gene
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
 from genome_io.plot import match_kind, plot_gene_tracks
-from scoring import Scores
+from scoring.metrics import Scores
 from tests.fixtures.genomes import random_dna, write_text
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerFast
 
 import init_model
 from configuration_gffmoe import GffMoeConfig
+from core.features import DIRECT, Gene, Transcript
 from modeling_gffmoe import GffMoeForConditionalGeneration
 from tests.fixtures.dnabert import (
     DNABERT_HUB_ID,
@@ -33,7 +34,6 @@ from tests.test_codec import genome_windows
 from tokenization.__main__ import main as tokenization_cli
 from tokenization.codec import codec_vocabulary, normalise
 from tokenization.coordinates import MAX_OFFSET, OFFSET_TOKENS, PointerCoordinates
-from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import (
     N_RUN_TOKENS,
     decode_ids,

@@ -6,7 +6,8 @@ import gzip
 
 import pytest
 
-from genome_io import InputError, fasta_lengths, read_fasta
+from core.errors import InputError
+from genome_io.fasta import fasta_lengths, read_fasta
 from tests.fixtures.genomes import GENOME_TAXA, random_dna, write_text
 
 # Total bp per shared genome, from genomes/MANIFEST.md.

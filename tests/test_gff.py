@@ -7,9 +7,12 @@ import gzip
 import pytest
 from Bio.Seq import Seq
 
-from genome_io import InputError, read_fasta, read_gff
+from core.errors import InputError
+from core.features import DIRECT, Gene, Transcript, is_gene_type
+from genome_io.fasta import read_fasta
+from genome_io.gff import read_gff
 from tests.fixtures.genomes import write_text
-from tokenization.features import DIRECT, Gene, Transcript
+from tokenization.codec import genes_to_text, normalise, text_to_genes
 
 LENGTHS = {"c1": 20_000, "c2": 5_000}
 
@@ -53,6 +56,27 @@ def test_ncbi_slippage_segments_stay_apart_and_pseudogene_keeps_cds(tmp_path):
     g1, p1 = genes(read_gff(path, LENGTHS))
     assert g1.transcripts[0].exons == ((100, 171), (171, 1000)) and g1.transcripts[0].cds == (100, 1000)
     assert p1.type == "pseudogene" and p1.transcripts[0].cds == (2000, 2300)
+
+
+def test_gene_level_types_end_in_gene_as_the_sequence_ontology_names_them():
+    assert all(map(is_gene_type, ("gene", "pseudogene", "transgene", "ncRNA_gene", "unitary_pseudogene")))
+    assert not any(
+        map(is_gene_type, ("mRNA", "transcript", "pseudogenic_transcript", "V_gene_segment", "CDS"))
+    )
+
+
+@pytest.mark.parametrize("gene_type", ["transgene", "unitary_pseudogene"])  # SO: transgene is_a gene
+def test_reader_and_codec_agree_on_what_a_gene_is(tmp_path, gene_type):
+    path = gff(
+        tmp_path,
+        ("c1", "R", gene_type, 100, 400, ".", "+", ".", "ID=g"),
+        ("c1", "R", "mRNA", 100, 400, ".", "+", ".", "ID=t;Parent=g"),
+        ("c1", "R", "CDS", 100, 400, ".", "+", "0", "Parent=t"),
+    )
+    (g,) = genes(read_gff(path, LENGTHS))
+    assert g.type == gene_type and g.transcripts == (Transcript("mRNA", ((100, 400),), (100, 400), 0),)
+    window = g.shift(-99)
+    assert text_to_genes(genes_to_text([window])).genes == normalise([window])
 
 
 def test_sgd_cds_on_gene_noncoding_exons_and_orphan_transcript(tmp_path):

@@ -11,13 +11,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from genome_io.errors import InputError
+from core.errors import InputError
+from core.features import DIRECT, Gene, Transcript
 from genome_io.fasta import fasta_lengths
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import escape_attribute, escape_seqid, write_gff3
 from tests.fixtures.genes import coding
 from tests.fixtures.genomes import GENOME_NAMES, shared_genome
-from tokenization.features import DIRECT, Gene, Transcript
 
 # Every shape the writer must handle: NCBI gene -> CDS (both strands, a phase-2 5' partial), a gene with
 # two spliced mRNA isoforms and UTRs, a tRNA, a non-coding DIRECT gene, a pseudogene, a childless gene.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from transformers.dynamic_module_utils import get_relative_import_files
 import annotate
 import hub_code
 from annotation.annotator import AnnotationOptions, OptionError, read_hints
-from genome_io.errors import InputError
+from core.errors import InputError
 from genome_io.gff3_writer import gff3_lines
 from pipeline_gffmoe import FASTA_TEXT, GffAnnotationPipeline, read_fasta_input
 from tests.fixtures.genomes import random_dna, write_text
@@ -154,6 +156,45 @@ def test_saved_code_is_exactly_what_the_pipeline_imports(model_dir):
     flat = {os.path.basename(name) for name in hub_code.HUB_CODE_FILES}
     assert needed | {"pipeline_gffmoe.py"} == flat
     assert all((model_dir / name).is_file() for name in flat)
+
+
+def test_saved_code_imports_the_project_only_relatively(model_dir):
+    """Each copied module names its siblings as `.name` (what transformers copies along); a package import
+    (`from core.features import ...`) would fail where the repository is absent."""
+    project = {
+        p.stem for p in hub_code.REPOSITORY.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()
+    }
+    absolute = [
+        f"{name}:{node.lineno}: {ast.unparse(node)}"
+        for name in map(os.path.basename, hub_code.HUB_CODE_FILES)
+        for node in ast.walk(ast.parse((model_dir / name).read_text()))
+        if (isinstance(node, ast.Import) and any(a.name.split(".")[0] in project for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and not node.level and node.module.split(".")[0] in project)
+    ]
+    assert not absolute, "\n".join(absolute)
+    assert "from .features import" in (model_dir / "gff.py").read_text()  # rewritten, not dropped
+    assert hub_code.foreign_code(model_dir) == []  # the rewritten form is this checkout's own
+    edited = model_dir.parent / "edited"
+    shutil.copytree(model_dir, edited)
+    with (edited / "features.py").open("a") as f:
+        f.write("# edited\n")
+    assert hub_code.foreign_code(edited) == ["features.py"]
+
+
+def test_flat_copies_refuse_imports_they_cannot_carry(tmp_path, monkeypatch):
+    monkeypatch.setattr(hub_code, "REPOSITORY", tmp_path)
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "__init__.py").write_text("")
+    for text, words in (
+        ("import core.features\n", "write `from MODULE import NAME`"),
+        (
+            "def f():\n    from core.other import x\n",
+            "m.py:2: imports core.other, which a model directory lacks",
+        ),
+    ):
+        (tmp_path / "m.py").write_text(text)
+        with pytest.raises(ValueError, match=re.escape(words)):
+            hub_code.flat_source("m.py")
 
 
 def test_save_hub_code_keeps_other_pipelines_and_needs_a_saved_model(tmp_path, capsys):

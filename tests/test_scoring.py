@@ -9,15 +9,16 @@ import sys
 
 import pytest
 
+from core.features import Gene, Transcript
 from genome_io.baselines import orf_floor_genes
 from genome_io.fasta import fasta_lengths
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import write_gff3
-from scoring import LevelScore, Scores, format_table, score
 from scoring.__main__ import main
+from scoring.metrics import LevelScore, Scores, score
+from scoring.report import format_table
 from tests.fixtures.genes import coding
 from tests.fixtures.genomes import needs_augustus, shared_genome, write_text, yeast_slice
-from tokenization.features import Gene, Transcript
 
 # Reference: A (+), B (-), C (+, two spliced isoforms), P (a pseudogene), T (a tRNA: not scored).
 C1 = Transcript("mRNA", ((2000, 2100), (2200, 2400)), (2050, 2300))  # CDS 2050-2100, 2200-2300

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
+from core.features import DIRECT, Gene, Transcript
 from tests.fixtures.genomes import random_dna, write_text
 from tests.test_codec import windows
 from tokenization.__main__ import main as cli
 from tokenization.codec import codec_vocabulary, encode, genes_to_text, normalise, text_to_genes
 from tokenization.coordinates import MAX_OFFSET, NumberCoordinates, PointerCoordinates
-from tokenization.features import DIRECT, Gene, Transcript
 from tokenization.tokenizer import (
     SPECIAL_TOKENS,
     TokenizerError,
@@ -175,7 +175,7 @@ def test_reloads_identically_with_auto_tokenizer(gff_tokenizer, tmp_path):
 
 
 def test_pointer_targets_use_the_slots_after_the_vocabulary(gff_tokenizer):
-    from tokenization.features import DIRECT, Gene, Transcript
+    from core.features import DIRECT, Gene, Transcript
 
     source = encode_source(gff_tokenizer, random_dna(3000, seed=9))
     size = len(gff_tokenizer)
@@ -192,7 +192,7 @@ def test_pointer_targets_use_the_slots_after_the_vocabulary(gff_tokenizer):
 
 
 def test_unknown_tokens_are_named(gff_tokenizer):
-    from tokenization.features import Gene
+    from core.features import Gene
 
     with pytest.raises(TokenizerError, match="<odd_gene>.*append_tk"):
         target_ids([Gene(0, 9, "+", "odd_gene")], gff_tokenizer, NumberCoordinates())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.features import Gene, Transcript
 from tests.fixtures.genes import coding
-from tokenization.features import Gene, Transcript
 from tokenization.track import BOUNDARY, REGION, gene_track
 
 R = {name: i for i, name in enumerate(REGION)}

@@ -16,6 +16,7 @@ import yaml
 from transformers import AutoConfig, AutoTokenizer, TrainerCallback
 
 import train
+from core.features import Gene
 from dataset_builder.bake import BakeOptions, bake_genome
 from tests.fixtures.genes import coding
 from tests.fixtures.genomes import write_text
@@ -29,7 +30,6 @@ from tests.fixtures.training import (
 )
 from tokenization.codec import decode, text_to_genes
 from tokenization.coordinates import NumberCoordinates
-from tokenization.features import Gene
 from tokenization.tokenizer import decode_ids, tokens_to_ids
 from tokenization.track import gene_track
 from training.data import (

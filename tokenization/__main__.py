@@ -28,7 +28,7 @@ TOKEN_FILE_HELP = (
 
 def read_token_file(path: str | Path) -> list[str]:
     """Tokens of a token list file, validated; errors name the file and line."""
-    from genome_io.errors import InputError
+    from core.errors import InputError
 
     tokens = []
     try:
@@ -64,7 +64,7 @@ def build_tk(args) -> None:
 
 
 def append_tk(args) -> None:
-    from genome_io.errors import InputError
+    from core.errors import InputError
 
     tokens = read_token_file(args.tokens_file)
     target = Path(args.tokenizer)

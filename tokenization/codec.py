@@ -41,8 +41,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from core.features import DIRECT, Gene, Transcript, is_gene_type
+
 from .coordinates import NUMBER_TOKENS, OFFSET_TOKENS, CoordinateError, CoordinateScheme, NumberCoordinates
-from .features import DIRECT, Gene, Transcript
 
 BOS, EOS = "<bos>", "<eos>"
 ANNOTATION_TASK, HINTS_TASK = "[ATT]", "[HIT]"
@@ -87,11 +88,6 @@ class CodecError(ValueError):
 
 def is_type_name(name: str) -> bool:
     return bool(_TYPE_NAME.fullmatch(name)) and not _RESERVED_NAME.fullmatch(name)
-
-
-def is_gene_type(name: str) -> bool:
-    """Gene-level types are recognised by name (SO convention: gene, pseudogene, ncRNA_gene, ...)."""
-    return is_type_name(name) and name.endswith("gene")
 
 
 def type_token(name: str) -> str:
@@ -155,7 +151,7 @@ def normalise(genes: Iterable[Gene]) -> list[Gene]:
 def gene_problems(gene: Gene) -> list[str]:
     """Why `gene` is not a well-formed record (empty when it is). Shared by encoding and decoding."""
     problems = []
-    if not is_gene_type(gene.type):
+    if not (is_type_name(gene.type) and is_gene_type(gene.type)):
         problems.append(f"gene type {gene.type!r} is not a gene-level type name")
     if gene.strand not in STRAND_TOKENS.values():
         problems.append(f"strand {gene.strand!r} is not one of + - .")

@@ -20,6 +20,9 @@ from tokenizers.processors import TemplateProcessing
 from tokenizers.trainers import BpeTrainer
 from transformers import PreTrainedTokenizerFast
 
+from core.features import Gene
+from genome_io.fasta import normalise_dna
+
 from .codec import (
     ANNOTATION_TASK,
     BOS,
@@ -34,12 +37,6 @@ from .codec import (
     text_to_genes,
 )
 from .coordinates import MAX_OFFSET, CoordinateScheme, NumberCoordinates, pointer_position, pointer_token
-from .features import Gene
-
-try:  # flat in a saved model directory
-    from .fasta import normalise_dna
-except ImportError:  # the repository checkout
-    from genome_io.fasta import normalise_dna
 
 # DNABERT-2's special tokens, in its id order (ids 0-4).
 SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")

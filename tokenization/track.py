@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .features import Gene
+from core.features import Gene
 
 REGION = ("intergenic", "cds0", "cds1", "cds2", "intron", "utr")
 BOUNDARY = ("none", "start_codon", "stop_codon", "donor", "acceptor", "transcript_start", "transcript_end")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from genome_io.errors import InputError
+from core.errors import InputError
 from tokenization.codec import text_to_genes
 from tokenization.coordinates import NumberCoordinates, PointerCoordinates
 from tokenization.tokenizer import encode_source, target_ids

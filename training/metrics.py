@@ -16,9 +16,9 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 
+from core.features import Gene
 from scoring.metrics import Scores, score
 from tokenization.codec import DecodeResult
-from tokenization.features import Gene
 from tokenization.tokenizer import decode_ids
 
 from .data import coordinate_scheme

@@ -19,9 +19,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from annotation.annotator import GENETIC_CODES
+from core.taxa import TAXA
 from dataset_builder.card import read_reports
 from dataset_builder.schema import LABEL_SOURCES
-from dataset_builder.taxa import TAXA
 
 TAGS = ["genomics", "gene-annotation", "gff3", "dnabert-2", "mixture-of-experts"]
 TASK = {"task_type": "gene-annotation", "task_name": "Gene annotation (DNA -> GFF3)"}

@@ -14,9 +14,9 @@ from pathlib import Path
 import datasets
 import yaml
 
+from core.features import DIRECT, Gene, Transcript
 from dataset_builder.bake import FEATURES
 from tokenization.codec import genes_to_text
-from tokenization.features import DIRECT, Gene, Transcript
 
 MARKER = "GATTACATGCCA"  # 12 bp, planted once per window
 STOPS = ("TAA", "TAG", "TGA")

@@ -24,6 +24,12 @@ Span = tuple[int, int]
 DIRECT = "direct"
 
 
+def is_gene_type(featuretype: str) -> bool:
+    """Gene-level feature types end in "gene", as the Sequence Ontology names them: gene, pseudogene,
+    ncRNA_gene, unitary_pseudogene, transgene (SO:0000902, is_a gene); transcripts and segments never do."""
+    return featuretype.endswith("gene")
+
+
 def merge_spans(spans: list[Span] | tuple[Span, ...]) -> tuple[Span, ...]:
     """Sorted union of inclusive spans; touching spans (a.end + 1 == b.start) merge."""
     out: list[list[int]] = []
