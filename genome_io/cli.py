@@ -62,8 +62,6 @@ def check_model_source(name: str) -> None:
     missing directory is reported as one, not as huggingface_hub's "Repo id must be in the form..."."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from core.errors import InputError
-
     if os.path.isdir(name):
         return
     try:
