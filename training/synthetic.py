@@ -2,6 +2,8 @@
 
 - `marker_window`: random DNA with one planted 12-bp marker; the target is that marker as one gene record.
 - `orf_window`: random DNA with one planted ORF (ATG, in-frame codons without a stop, a stop codon).
+- `spliced_gene_window`: random DNA with one planted multi-exon coding gene (GT..AG introns, the frame carried
+  across them), on either strand; the target is gene -> mRNA -> exons = CDS segments.
 `write_windows` stores them in the baked-dataset layout (`data/<taxon>/<species>/<split>-*.parquet` plus a
 card listing the config), so train.py reads them with `load_dataset(dir, taxon)` like real genomes.
 """
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import yaml
+from Bio.Seq import reverse_complement
 
 from core.features import DIRECT, Gene, Transcript
 from dataset_builder.bake import FEATURES
@@ -65,6 +68,41 @@ def orf_window(
     sequence = random_bases(rng, start) + orf + random_bases(rng, length - start - len(orf))
     end = start + len(orf) - 1
     gene = Gene(start, end, "+", "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
+    return _row(name, sequence, [gene], taxon)
+
+
+def spliced_gene_window(
+    rng: random.Random,
+    name: str,
+    length: int = 1500,
+    introns: tuple[int, int] = (1, 4),
+    intron_bp: tuple[int, int] = (40, 150),
+    exon_bp: tuple[int, int] = (30, 120),
+    taxon: str = "unicellular",
+) -> dict:
+    """One window: random DNA with one planted coding gene of `introns` canonical GT..AG introns (`intron_bp`
+    long), its exons `exon_bp` long and cut at any base, so that the codon frame runs on across each intron;
+    the spliced CDS is ATG, sense codons, a stop. Half the windows carry the gene on the - strand."""
+    n_introns = rng.randint(*introns)
+    exon_lengths = [rng.randint(*exon_bp) for _ in range(n_introns + 1)]
+    exon_lengths[-1] += -sum(exon_lengths) % 3  # the spliced CDS is whole codons
+    cds = "ATG" + "".join(rng.choices(SENSE_CODONS, k=sum(exon_lengths) // 3 - 2)) + rng.choice(STOPS)
+    start = rng.randrange(length - sum(exon_lengths) - n_introns * intron_bp[1] + 1)
+    pieces, exons, position, offset = [], [], start, 0
+    for index, exon_length in enumerate(exon_lengths):
+        pieces.append(cds[offset : offset + exon_length])
+        exons.append((position, position + exon_length - 1))
+        offset, position = offset + exon_length, position + exon_length
+        if index < n_introns:
+            intron = "GT" + random_bases(rng, rng.randint(*intron_bp) - 4) + "AG"
+            pieces.append(intron)
+            position += len(intron)
+    gene_dna = "".join(pieces)
+    sequence = random_bases(rng, start) + gene_dna + random_bases(rng, length - start - len(gene_dna))
+    end = start + len(gene_dna) - 1
+    gene = Gene(start, end, "+", "gene", (Transcript("mRNA", tuple(exons), (start, end)),))
+    if rng.random() < 0.5:
+        sequence, gene = reverse_complement(sequence), gene.mirror(length)
     return _row(name, sequence, [gene], taxon)
 
 
