@@ -17,7 +17,7 @@ from Bio.Seq import Seq
 from tokenization.codec import genes_to_text, text_to_genes
 from training.synthetic import spliced_gene_window
 
-TRAIN_WINDOWS, HELD_OUT_WINDOWS, WINDOW_BP = 12000, 200, 1500
+WINDOW_BP = 1500
 TRAINING_STEPS, TRAINING_BUDGET_S = 2400, 420
 
 
