@@ -18,7 +18,6 @@ from tokenization.codec import genes_to_text, text_to_genes
 from training.synthetic import spliced_gene_window
 
 WINDOW_BP = 1500
-TRAINING_STEPS, TRAINING_BUDGET_S = 2400, 420
 
 
 def chain(gene) -> tuple:
