@@ -1,6 +1,6 @@
-"""The intron probe's data: random windows with one planted multi-exon coding gene (1-4 canonical GT..AG
-introns of varied length, the frame carried across them, either strand; `training.synthetic.
-spliced_gene_window`), checked here as biology and through the codec.
+"""The intron probe's data (`training.synthetic.spliced_gene_window`): random windows with one planted
+multi-exon coding gene (1-4 canonical GT..AG introns of varied length, the frame carried across them, either
+strand), checked as biology and through the codec.
 
 The probe itself (a tiny GFF-MoE trained on these windows must write >= 90 % of held-out CDS chains exactly)
 is not in the suite yet: a first sizing (hidden 96, 2+2 layers, 1.5 kbp windows, 900 steps in 7 minutes on
@@ -18,11 +18,6 @@ from tokenization.codec import genes_to_text, text_to_genes
 from training.synthetic import spliced_gene_window
 
 WINDOW_BP = 1500
-
-
-def chain(gene) -> tuple:
-    """What must be exact: strand and every CDS segment."""
-    return gene.strand, tuple(segment for t in gene.transcripts for segment in t.cds_segments())
 
 
 def spliced_cds(row: dict) -> str:
