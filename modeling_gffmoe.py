@@ -805,6 +805,14 @@ class GffMoeForConditionalGeneration(GffMoePreTrainedModel, GenerationMixin):
     def prepare_decoder_input_ids_from_labels(self, labels: torch.LongTensor) -> torch.LongTensor:
         return self._shift_right(labels)
 
+    @staticmethod
+    def _reorder_cache(cache: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
+        """Beam search's reordering, of the self-attention cache only: the beams of one window share its
+        source, so their cross-attention keys and values are equal and any reordering within the window's
+        beams leaves them as they are (reordering them took 60 % of an 8-beam annotation)."""
+        cache.self_attention_cache.reorder_cache(beam_idx)
+        return cache
+
     @can_return_tuple
     def forward(
         self,

@@ -483,6 +483,38 @@ def test_cached_generation_equals_uncached(trained_model, beams):
     assert cached[0, 1:9].tolist() == TARGET[0][:8]  # it decodes what it learned
 
 
+def test_beam_search_leaves_the_shared_cross_attention_cache_alone(trained_model):
+    """The beams of one source share its cross-attention keys and values, so beam search reorders only the
+    self-attention cache: the same beams and scores as reordering both, without copying the source's cache."""
+    kwargs = dict(**source_batch(), max_new_tokens=12, num_beams=3, do_sample=False, eos_token_id=None)
+    kwargs |= dict(return_dict_in_generate=True, output_scores=True)
+    cross_reorders = []
+    full = type(trained_model)._reorder_cache
+
+    def reorder_both(cache, beam_idx):
+        cache.reorder_cache(beam_idx)
+        return cache
+
+    with patch.object(type(trained_model), "_reorder_cache", staticmethod(reorder_both)):
+        expected = trained_model.generate(**kwargs)
+    with patch.object(
+        DynamicCache,
+        "reorder_cache",
+        autospec=True,
+        side_effect=lambda cache, idx: cross_reorders.append(cache),
+    ):
+        calls = []
+        with patch.object(
+            type(trained_model), "_reorder_cache", staticmethod(lambda c, i: calls.append(c) or full(c, i))
+        ):
+            trained_model.generate(**kwargs)
+    assert calls and all(c not in (cache.cross_attention_cache for cache in calls) for c in cross_reorders)
+    got = trained_model.generate(**kwargs)
+    assert torch.equal(got.sequences, expected.sequences)
+    for got_scores, expected_scores in zip(got.scores, expected.scores, strict=True):
+        torch.testing.assert_close(got_scores, expected_scores)
+
+
 @pytest.fixture(scope="module")
 def long_source_model():
     """A tiny model that memorised 24-token targets pointing anywhere in a 101-token source (see trained_model)."""
