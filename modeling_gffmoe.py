@@ -506,22 +506,24 @@ class GffMoeExperts(nn.Module):
         expert_ids, order = top_k_index.flatten().sort()
         token_idx = order // top_k_index.shape[-1]
         rows_per_expert = torch.bincount(expert_ids, minlength=self.num_experts).tolist()
-        # unbind, not indexing: indexing one expert would backpropagate a full-size zero gradient per expert
+        # unbind, not indexing: indexing one expert would backpropagate a full-size zero gradient per expert.
+        # index_select gathers several times faster than advanced indexing on CPU, and each expert's routing
+        # weights are applied while its output is still in cache (bench/moe.py)
         experts = zip(
-            hidden_states[token_idx].split(rows_per_expert),
+            hidden_states.index_select(0, token_idx).split(rows_per_expert),
+            top_k_weights.flatten()[order, None].split(rows_per_expert),
             self.gate_up_proj.unbind(),
             self.gate_up_proj_bias.unbind(),
             self.down_proj.unbind(),
             self.down_proj_bias.unbind(),
             strict=True,
         )
-        expert_outputs = []
-        for rows, gate_up_proj, gate_up_bias, down_proj, down_bias in experts:
+        weighted = []
+        for rows, weights, gate_up_proj, gate_up_bias, down_proj, down_bias in experts:
             if len(rows):
                 gate, up = F.linear(rows, gate_up_proj, gate_up_bias).chunk(2, -1)
-                expert_outputs.append(F.linear(self.act_fn(gate) * up, down_proj, down_bias))
-        weighted = torch.cat(expert_outputs) * top_k_weights.flatten()[order, None]
-        return torch.zeros_like(hidden_states).index_add_(0, token_idx, weighted)
+                weighted.append(F.linear(self.act_fn(gate) * up, down_proj, down_bias) * weights)
+        return torch.zeros_like(hidden_states).index_add_(0, token_idx, torch.cat(weighted))
 
 
 class GffMoeSparseMoeBlock(nn.Module):

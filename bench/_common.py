@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -19,34 +20,42 @@ from modeling_gffmoe import GffMoeForConditionalGeneration  # noqa: E402
 
 
 def machine() -> str:
-    """One line naming what a run measured on: ratios move between CPUs (kernels, caches), so every
-    benchmark prints it and README gives its figures as ranges over the machines measured."""
+    """One line naming what a run measured on: ratios move between CPUs (which GEMM kernels MKL picks for the
+    CPU, cache sizes) and with the thread count, so every benchmark prints it first and README gives its
+    figures as ranges over the machines measured."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
         cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    return f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} on {torch.get_num_threads()} thread(s)"
+    device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} on {torch.get_num_threads()} "
+        f"thread(s), {torch.backends.cpu.get_cpu_capability()} kernels, device {device}"
+    )
 
 
-def best_times(
+def median_times(
     candidates: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
 ) -> dict[str, float]:
-    """Best time of each candidate over `repeats` interleaved rounds (one run of each per round).
+    """Median time of each candidate over `repeats` interleaved rounds (one run of each per round).
 
-    Interleaving exposes every candidate to the same background load, so their ratios stay meaningful on a
-    shared machine, and the minimum is the run least disturbed by it. With one torch thread the clock is the
-    process's CPU time, which other jobs taking turns on the cores do not inflate; with more, wall time.
+    Interleaving exposes every candidate to the same background load, and each round starts one candidate
+    later, so none always runs right after the same neighbour (its caches, the allocator's state); the median
+    ignores the rounds a burst of load hit. With one torch thread the clock is the process's CPU time, which
+    other jobs taking turns on the cores do not inflate; with more, wall time.
     """
     clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
-    best = dict.fromkeys(candidates, float("inf"))
-    for _ in range(repeats):
-        for name, fn in candidates.items():
+    names = list(candidates)
+    times = {name: [] for name in names}
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
             start = clock()
-            fn()
-            best[name] = min(best[name], clock() - start)
-    return best
+            candidates[name]()
+            times[name].append(clock() - start)
+    return {name: statistics.median(runs) for name, runs in times.items()}
 
 
 def active_parameters(model: torch.nn.Module, num_experts: int, top_k: int) -> int:

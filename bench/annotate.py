@@ -21,6 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import machine  # noqa: E402
+
 import annotate  # noqa: E402
 from annotation.annotator import AnnotationOptions  # noqa: E402
 from genome_io.baselines import prodigal_genes  # noqa: E402
@@ -79,6 +81,7 @@ def main() -> int:
     parser.add_argument("--max_new_tokens", type=int, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print(machine())
     names = args.genomes or sorted(GENOME_TAXA)
     if not SHARED_GENOMES.is_dir():
         print(f"no shared genomes at {SHARED_GENOMES}: nothing to benchmark")

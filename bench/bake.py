@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GENOMES = ROOT.parent / "shared" / "genomes"
 sys.path.insert(0, str(ROOT))
 
+from _common import machine  # noqa: E402
+
 CHILD = """
 import json, resource, sys, time, gzip
 from pathlib import Path
@@ -47,6 +49,7 @@ def _text_bytes(path: Path) -> int:
 
 
 def main(names: list[str]) -> None:
+    print(machine())
     if not GENOMES.is_dir():
         print(f"skipped: {GENOMES} is absent")
         return

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from _common import machine
 from tqdm import tqdm
 
 from genome_io.baselines import baseline_speed, orf_floor_genes, prodigal_genes
@@ -33,6 +34,7 @@ def main() -> int:
     )
     parser.add_argument("--genomes", nargs="+", default=list(ANCHORS), choices=list(ANCHORS))
     args = parser.parse_args()
+    print(machine())
     if not SHARED_GENOMES.is_dir():
         print(f"skipped: {SHARED_GENOMES} does not exist")
         return 0

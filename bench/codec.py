@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's top-level modules
 
+from _common import machine  # noqa: E402
+
 from core.taxa import TAXA  # noqa: E402
 from dataset_builder.windows import GeneIndex, plan_windows, window_genes  # noqa: E402
 from genome_io.fasta import read_fasta  # noqa: E402
@@ -55,6 +57,7 @@ def main() -> None:
         "--genomes", nargs="*", default=GENOME_NAMES, help="shared genome names (default: all)"
     )
     args = parser.parse_args()
+    print(machine())
     if not args.genomes:
         sys.exit(f"no genomes: {SHARED_GENOMES} is absent")
 

@@ -25,6 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import machine  # noqa: E402
+
 import init_model  # noqa: E402
 import train  # noqa: E402
 from tokenization.tokenizer import extend_tokenizer, train_dna_bpe  # noqa: E402
@@ -144,6 +146,7 @@ def run_scheme(scheme: str, work: Path, dataset: Path, args) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -2,14 +2,14 @@
 
     python bench/generate.py [--hidden 128 --layers 2 --source 512 --new_tokens 64 --batch 2]
 
-The three generators are timed in interleaved rounds (best of --repeats), so background load hits them alike.
+The three generators are timed in interleaved rounds (median of --repeats), so background load hits them alike.
 Targets: cached >= 3x uncached; close to T5.
 """
 
 import argparse
 
 import torch
-from _common import active_parameters, best_times, gffmoe, machine
+from _common import active_parameters, gffmoe, machine, median_times
 from transformers import T5Config, T5ForConditionalGeneration
 
 
@@ -56,7 +56,7 @@ def main():
         f"active parameters: GffMoe {active_parameters(model, args.experts, 2):,}, T5 {active_parameters(t5, 1, 1):,}"
     )
     with torch.inference_mode():
-        times = best_times(
+        times = median_times(
             {
                 "cached": lambda: model.generate(
                     input_ids=source, token_offsets=offsets, use_cache=True, **fixed

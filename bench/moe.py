@@ -4,14 +4,14 @@
 
 The dense reference has inner width top_k x expert_inner, so both do the same multiply-adds per token. Each
 experts implementation is timed (transformers' grouped_mm, and GffMoe's eager sort-based loop), all in
-interleaved rounds with the dense reference (best of --repeats), so background load hits them alike.
+interleaved rounds with the dense reference (median of --repeats), so background load hits them alike.
 Target: ratio <= 1.5 at 8 and 32 experts.
 """
 
 import argparse
 
 import torch
-from _common import best_times, machine
+from _common import machine, median_times
 
 from configuration_gffmoe import GffMoeConfig
 from modeling_gffmoe import GffMoeGegluMlp, GffMoeSparseMoeBlock
@@ -68,7 +68,7 @@ def main():
                 for param in block.parameters():
                     param.normal_(0, 0.02)
             candidates[(experts, implementation)] = lambda block=block: step(block)
-    times = best_times(candidates, repeats=args.repeats)
+    times = median_times(candidates, repeats=args.repeats)
     dense_time = times.pop("dense")
     print(
         f"dense GEGLU (inner {args.top_k * args.expert_inner}): {dense_time * 1e3:.1f} ms fwd+bwd for {args.tokens} tokens"

@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import machine  # noqa: E402
+
 import demo  # noqa: E402
 
 LEVELS = ("gene_3prime", "gene_exact", "nucleotide")
@@ -77,6 +79,7 @@ def guided_arm(args, trained: Path, settings: dict) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    print(machine())
     plain = train_arm(args, "a_decoder_loss", 0.0)
     with_track = train_arm(args, "b_track_loss", args.track_loss_weight)
     guided = guided_arm(args, args.output_dir / "b_track_loss", with_track)

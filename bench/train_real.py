@@ -30,6 +30,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import machine  # noqa: E402
+
 import init_model  # noqa: E402
 import train  # noqa: E402
 from annotate import load_model  # noqa: E402
@@ -232,6 +234,7 @@ def main(argv=None) -> int:
         )
         return 2
     torch.set_num_threads(args.threads)
+    print(machine())
     args.window_bp = args.window_bp or (None if args.taxon == "prokaryotes" else 5000)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)

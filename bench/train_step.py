@@ -7,7 +7,7 @@ parameters: same experts and top-1 for Switch (which only routes top-1); GffMoe'
 The default batch has the shape of the demo's training batches (8 windows of 3 kb: a median 545 source and
 26 target tokens); a taxon's real windows are longer still (prokaryotes: 9 kb, ~2,000 tokens). Every model
 steps with fused AdamW, the Trainer's default optimizer. The three models are timed in interleaved rounds
-(best of --repeats), so background load hits them alike.
+(median of --repeats), so background load hits them alike.
 GffMoe is also timed with its per-base track head (`track_loss_weight=1`, labels for every base of the
 source), which must keep the target too.
 Target: GffMoe >= 1.2x SwitchTransformers tokens/s.
@@ -16,7 +16,7 @@ Target: GffMoe >= 1.2x SwitchTransformers tokens/s.
 import argparse
 
 import torch
-from _common import active_parameters, best_times, gffmoe, machine
+from _common import active_parameters, gffmoe, machine, median_times
 from transformers import (
     SwitchTransformersConfig,
     SwitchTransformersForConditionalGeneration,
@@ -102,7 +102,7 @@ def main():
             optimizer.step()
 
         steps[name] = step
-    times = best_times(steps, repeats=args.repeats)
+    times = median_times(steps, repeats=args.repeats)
     speeds = {name: tokens / seconds for name, seconds in times.items()}
     for name, (model, _) in models.items():
         top_k = 1 if name != "T5 (dense)" else args.experts

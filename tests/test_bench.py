@@ -33,4 +33,24 @@ def test_model_benchmark_runs(bench):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert expected in done.stdout, done.stdout
-    assert done.stdout.startswith("machine: ") and "thread(s)" in done.stdout.splitlines()[0]
+    header = done.stdout.splitlines()[0]
+    assert header.startswith("machine: ") and "thread(s)" in header and "device cpu" in header, header
+
+
+def test_median_times_interleaves_rotates_and_takes_medians(monkeypatch):
+    """Each round runs every candidate once, starting one later each time, and each gets its median."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import _common
+
+    now, calls = [0.0], []
+    for clock in ("process_time", "perf_counter"):  # whichever the thread count picks
+        monkeypatch.setattr(_common.time, clock, lambda: now[0])
+    durations = {"a": iter([9, 1, 5, 2]), "b": iter([9, 7, 7, 100])}  # the warm-up run first
+
+    def run(name):
+        calls.append(name)
+        now[0] += next(durations[name])
+
+    times = _common.median_times({name: lambda name=name: run(name) for name in "ab"}, repeats=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert times == {"a": 2, "b": 7}  # medians: one slow round moves neither
