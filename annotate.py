@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from safetensors import SafetensorError
 
@@ -51,6 +52,7 @@ from genome_io.cli import (
     old_spelling,
     positive_int,
     run_cli,
+    use_cpu_processes_without_gpus,
 )
 from genome_io.fasta import fasta_lengths, read_fasta
 from genome_io.files import write_atomically
@@ -246,8 +248,10 @@ def annotate(argv=None) -> None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    # One process, or one of `accelerate launch`'s: they share the windows, the first one writes.
-    state = PartialState()
+    # One process, or one of `accelerate launch`'s: they share the windows, the first one writes. On CPU
+    # processes when there is no GPU, the flag read as accelerate's Accelerator reads it.
+    use_cpu_processes_without_gpus()
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
     for output in filter(None, [args.out, args.track]) if state.is_main_process else ():
         check_writable(output, [args.fasta, *filter(None, [args.hints]), *model_files])
@@ -287,8 +291,7 @@ def annotate(argv=None) -> None:
     write_atomically(args.out, gff3_stream(contigs, lengths, coding if args.track else None))
     if args.track:
         write_bedgraph(args.track, coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"])
-    processes = f" on {state.num_processes} processes" if state.num_processes > 1 else ""
-    print(stats.summary() + processes)
+    print(stats.summary() + (f"; {state.num_processes} processes" if state.num_processes > 1 else ""))
     print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
 
 
