@@ -592,7 +592,8 @@ def test_an_interrupted_streaming_run_leaves_no_output(tiny_model_dir, small_fas
 
     def interrupted(self, windows, hints=None):
         calls.append(len(windows))
-        if len(calls) == 3:  # the first contig is written (to the temporary file) by then
+        if len(calls) == 5:  # ctg1's 4 windows are done: it is being written, to the temporary file
+            assert [p.name for p in tmp_path.glob(".pred.gff3.*.tmp")] and not out.exists()
             raise KeyboardInterrupt
         return annotate_call(self, windows, hints)
 
@@ -602,7 +603,7 @@ def test_an_interrupted_streaming_run_leaves_no_output(tiny_model_dir, small_fas
     with patch.object(WindowAnnotator, "__call__", interrupted):
         assert annotate.main(argv) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert len(calls) == 3 and list(tmp_path.iterdir()) == [fasta]  # no output, no temporary file
+    assert len(calls) == 5 and list(tmp_path.iterdir()) == [fasta]  # no output, no temporary file
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
