@@ -1,13 +1,16 @@
 """Annotate a genome: FASTA in, GFF3 out.
 
     python annotate.py --model DIR_OR_HUB_ID --fasta genome.fa[.gz] --out pred.gff3 [--taxon prokaryotes]
+    accelerate launch --num_processes N annotate.py ...   # N processes (GPUs) share the windows
 
 Contigs are streamed and tiled into windows at the taxon's length limit (the dataset's own table) with
-overlap; windows are annotated in batches by `generate` (cached decoding, optionally beam search) under
-the biology constraints (`annotation.constraints`), each window read both as given and as its reverse
-complement (`--no_both_strands`: once); the windows' genes are stitched back into one
-annotation per contig (`annotation.windows`) and written as GFF3, each gene scored by the mean
-log-probability of its tokens. `--hints evidence.gff3` gives the encoder of each window the evidence genes
+overlap; windows are annotated in batches (across contigs) by `generate` (cached decoding, optionally beam
+search) under the biology constraints (`annotation.constraints`), each window read both as given and as its
+reverse complement (`--no_both_strands`: once); the windows' genes are stitched back into one annotation
+per contig (`annotation.windows`) and written as GFF3 as each contig is done, each gene scored by the mean
+log-probability of its tokens. Memory holds the batches in flight and their contigs, not the genome; the
+output appears, complete, only at the end. Under `accelerate launch` the processes decode whole batches in
+turn and the first one writes the one GFF3, the same as one process writes. `--hints evidence.gff3` gives the encoder of each window the evidence genes
 it overlaps (`[HIT]` records after the DNA), as AUGUSTUS reads hints. Library entry point:
 `annotate_genome` (from `annotation.annotator`, shared with the transformers pipeline in pipeline_gffmoe.py).
 """
@@ -18,14 +21,26 @@ import argparse
 import json
 import pickle
 import sys
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from safetensors import SafetensorError
 
-from annotation.annotator import TAXA, AnnotationOptions, OptionError, annotate_genome, read_hints
+from annotation.annotator import (
+    TAXA,
+    AnnotatedContig,
+    AnnotationOptions,
+    AnnotationStats,
+    OptionError,
+    annotate_contigs,
+    annotate_genome,  # noqa: F401 (the library entry point, see above)
+    read_hints,
+)
 from core.errors import InputError, first_line
 from genome_io.bedgraph import write_bedgraph
 from genome_io.cli import (
@@ -37,9 +52,11 @@ from genome_io.cli import (
     old_spelling,
     positive_int,
     run_cli,
+    use_cpu_processes_without_gpus,
 )
-from genome_io.fasta import read_fasta
-from genome_io.gff3_writer import write_gff3
+from genome_io.fasta import fasta_lengths, read_fasta
+from genome_io.files import write_atomically
+from genome_io.gff3_writer import gff3_contig_lines, gff3_header
 from tokenization.tokenizer import TokenizerError, check_gff_vocabulary, read_tokenizer
 
 # ---------------------------------------------------------------- command line
@@ -52,13 +69,19 @@ LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError, pickle.Unpick
 OPTIONS = {option.name: option for option in fields(AnnotationOptions)}
 
 
-def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool = False):
+def load_model(
+    name_or_path: str,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    dtype: torch.dtype = torch.float32,
+):
     """Model and tokenizer from a GFF-MoE directory or hub id; InputError when it is not one.
 
     A directory whose Python files are this checkout's own (`hub_code.foreign_code`) is loaded with
     GFF-MoE's classes, running none of its files; other code (another version, an edited file, a hub id's)
     runs only with `trust_remote_code`, transformers' convention. One line on stderr says which it is.
-    The tokenizer is read from its own files and must carry the GFF vocabulary.
+    The tokenizer is read from its own files and must carry the GFF vocabulary. The weights are cast to
+    `dtype` (`model_dtype`).
     """
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
@@ -110,7 +133,7 @@ def load_model(name_or_path: str, device: str = "cpu", trust_remote_code: bool =
     if not foreign:
         print(f"{name_or_path}: the model's code is this GFF-MoE's own; none of it is run", file=sys.stderr)
     try:
-        model = model_class.from_pretrained(name_or_path, **options)
+        model = model_class.from_pretrained(name_or_path, dtype=dtype, **options)
     except LOAD_ERRORS as err:
         raise InputError(name_or_path, None, f"cannot load the model: {first_line(err)}") from None
     return model.to(device), tokenizer
@@ -130,6 +153,17 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
         probe.unlink()
     except OSError as err:
         raise InputError(path, None, f"cannot write: {err.strerror or err}") from None
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def model_dtype(name: str, device: str) -> torch.dtype:
+    """`--dtype`: "auto" is bfloat16 where a CUDA device computes in it natively, float32 elsewhere (CPU)."""
+    if name == "auto":
+        native = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if native else torch.float32
+    return getattr(torch, name)
 
 
 def add_option(parser: argparse.ArgumentParser, name: str, *flags: str, **settings) -> argparse.Action:
@@ -159,8 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device",
         type=device,
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="cpu, cuda or cuda:N (a device this machine has)",
+        help="cpu, cuda or cuda:N (a device this machine has; default: the accelerator accelerate picks, under "
+        "`accelerate launch` each process's own GPU, else cpu)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="weights and compute (default auto: bfloat16 on a CUDA device that supports it, else float32)",
     )
     add_option(
         parser, "constraints", "--no_constraints", action="store_false", help="plain decoding (ablation)"
@@ -208,39 +248,63 @@ def annotate(argv=None) -> None:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    # One process, or one of `accelerate launch`'s: they share the windows, the first one writes. On CPU
+    # processes when there is no GPU, the flag read as accelerate's Accelerator reads it.
+    use_cpu_processes_without_gpus()
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     model_files = list(Path(args.model).iterdir()) if Path(args.model).is_dir() else []
-    for output in filter(None, [args.out, args.track]):
+    for output in filter(None, [args.out, args.track]) if state.is_main_process else ():
         check_writable(output, [args.fasta, *filter(None, [args.hints]), *model_files])
         if output.exists():
             print(f"note: {output} exists and will be replaced", file=sys.stderr)
-    # Validates the whole FASTA up front.
-    lengths = {seqid: len(sequence) for seqid, sequence in read_fasta(args.fasta)}
+    # A first pass validates the whole FASTA before the model loads, holding only the lengths (the GFF3's
+    # sequence regions come first); the annotation streams the FASTA again, one contig at a time.
+    lengths = fasta_lengths(args.fasta)
     hints = None
     if args.hints:
         hint_file = read_hints(args.hints, lengths)
         hints = hint_file.genes_by_seqid
         print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
-    model, tokenizer = load_model(args.model, args.device, args.trust_remote_code)
+    device_name = args.device or str(state.device)
+    dtype = model_dtype(args.dtype, device_name)
+    model, tokenizer = load_model(args.model, device_name, args.trust_remote_code, dtype)
     if args.track and not hasattr(model, "track_head"):
         raise InputError(
             args.model, None, "has no track head (trained without --track_loss_weight): no --track"
         )
-    genes, lengths, stats = annotate_genome(
+    stats = AnnotationStats()
+    contigs = annotate_contigs(
         model,
         tokenizer,
-        args.fasta,
+        read_fasta(args.fasta),
         args.options,
+        stats,
         hints=hints,
         progress=not args.quiet,
         coding_track=args.track is not None,
     )
-    write_gff3(genes, lengths, args.out, scores=stats.scores)
+    if not state.is_main_process:
+        for _ in contigs:  # every process takes part in every batch's gathering
+            pass
+        return
+    coding = {}  # --track: each contig's per-base track, for the two bedGraph sections written after
+    write_atomically(args.out, gff3_stream(contigs, lengths, coding if args.track else None))
     if args.track:
-        write_bedgraph(
-            args.track, stats.coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"]
-        )
-    print(stats.summary(genes))
+        write_bedgraph(args.track, coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"])
+    print(stats.summary() + (f"; {state.num_processes} processes" if state.num_processes > 1 else ""))
     print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
+
+
+def gff3_stream(
+    contigs: Iterator[AnnotatedContig], lengths: dict[str, int], coding: dict | None
+) -> Iterator[str]:
+    """GFF3 lines of the contigs as they come (`lengths`: every sequence, for the header); each contig's
+    coding track kept in `coding` when it is given."""
+    yield from gff3_header(lengths)
+    for contig in contigs:
+        yield from gff3_contig_lines(contig.seqid, contig.length, contig.genes, scores=contig.scores)
+        if coding is not None:
+            coding[contig.seqid] = contig.coding
 
 
 def main(argv=None) -> int:

@@ -13,13 +13,11 @@ Arguments come from the command line or from one YAML / JSON file (keys = argume
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import torch
 import transformers
 from transformers import (
     AutoConfig,
@@ -30,7 +28,7 @@ from transformers import (
 )
 
 from core.errors import InputError, first_line
-from genome_io.cli import check_model_source, run_cli
+from genome_io.cli import check_model_source, run_cli, use_cpu_processes_without_gpus
 from hub_code import save_hub_code
 
 PROG = "train.py"
@@ -349,16 +347,6 @@ def _with_lora(model, model_args: ModelArguments):
     model = get_peft_model(model, lora)
     model.print_trainable_parameters()
     return model
-
-
-def use_cpu_processes_without_gpus() -> None:
-    """A distributed launch (e.g. cpu_ddp.yaml) on a machine without GPUs: train as CPU processes over gloo.
-
-    Without this, every process finds no GPU, falls back to a non-distributed Trainer and silently trains
-    its own copy of the model on the whole dataset.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
 
 
 def run_training(argv: list[str] | None = None) -> None:

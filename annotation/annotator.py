@@ -1,16 +1,18 @@
 """Annotating DNA with a GFF-MoE model: windows -> constrained generation -> genes, stitched per contig.
 
-`annotate_genome` (a FASTA file) and `annotate_records` (any (seqid, sequence) records) tile each contig
-into windows at the taxon's length limit (the dataset's own table) with overlap, annotate them in batches
-with `WindowAnnotator` (cached `generate`, optionally beam search, under the biology constraints of
-`constraints`, each window also read as its reverse complement), and stitch the windows' genes back into
-one annotation per contig (`windows`), each gene scored by the mean log-probability of its tokens.
+`annotate_genome` (a FASTA file), `annotate_records` (any (seqid, sequence) records) and `annotate_contigs`
+(the same, streamed: each contig's annotation as soon as it is done) tile each contig into windows at the
+taxon's length limit (the dataset's own table) with overlap, annotate them in batches with `WindowAnnotator`
+(cached `generate`, optionally beam search, under the biology constraints of `constraints`, each window
+also read as its reverse complement), and stitch the windows' genes back into one annotation per contig
+(`windows`), each gene scored by the mean log-probability of its tokens.
 Evidence genes (`read_hints`, a GFF3/GTF file) are clipped to each window they touch and read by the
 encoder after the DNA (`tokenization.encode_source`).
 
 How to annotate is one `AnnotationOptions` object, whose fields are annotate.py's flags (their defaults and
-help) and the pipeline's call options. `annotate_records` runs in stages, one function and one small result
-each: `tile_records` -> `decode_windows` -> `stitch_contigs` -> `AnnotationStats.of`.
+help) and the pipeline's call options. `annotate_contigs` runs in streaming stages, one generator and one
+small result per contig each: `tile_records` -> `decode_windows` -> `stitch_contigs`, counting into one
+`AnnotationStats`; under `accelerate launch` its processes share the windows (`decode_windows`).
 
 Used by annotate.py (the CLI) and pipeline_gffmoe.py (the transformers pipeline). The module also works
 copied flat into a saved model directory (hub_code.py), where its imports are relative.
@@ -20,13 +22,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from os import PathLike
 
 import numpy as np
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from Bio.Data.CodonTable import unambiguous_dna_by_id
 from Bio.Seq import reverse_complement
 from tqdm.auto import tqdm
@@ -173,6 +177,8 @@ class AnnotationOptions:
 
 @dataclass
 class AnnotationStats:
+    """What a run counted; the stages of `annotate_contigs` add to it as each contig goes by."""
+
     windows: int = 0
     bases: int = 0  # read by the windows (overlaps counted once per window)
     sequence_bases: int = 0  # every base of every contig = covered_bases + gap_bases
@@ -181,41 +187,25 @@ class AnnotationStats:
     seconds: float = 0.0
     decode_errors: int = 0
     stitch: StitchStats = field(default_factory=StitchStats)
-    scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
+    strands: Counter = field(default_factory=Counter)  # genes kept, by strand
+    gene_bases: int = 0  # the kept genes' lengths, summed
     unreadable_hints: Counter = field(default_factory=Counter)  # reason -> hint genes left out
     empty_sequences: list[str] = field(default_factory=list)  # records without bases: nothing to annotate
-    coding: dict[str, np.ndarray] = field(default_factory=dict)  # per seqid, with `coding_track` (see there)
-
-    @classmethod
-    def of(
-        cls, tiling: Tiling, decoded: Decoded, stitched: Stitched, unreadable_hints: Counter, seconds: float
-    ) -> AnnotationStats:
-        """What the stages of `annotate_records` counted."""
-        return cls(
-            windows=decoded.windows,
-            bases=decoded.bases,
-            sequence_bases=tiling.sequence_bases,
-            covered_bases=tiling.covered_bases,
-            gap_bases=tiling.gap_bases,
-            seconds=seconds,
-            decode_errors=decoded.errors,
-            stitch=stitched.stats,
-            scores=stitched.scores,
-            unreadable_hints=unreadable_hints,
-            empty_sequences=tiling.empty,
-            coding=decoded.coding,
-        )
+    # `annotate_records` only (a stream's contigs carry their own): per seqid, parallel to its genes; and
+    # with `coding_track`, the per-base coding probability (see there).
+    scores: dict[str, list[float]] = field(default_factory=dict)
+    coding: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def bp_per_second(self) -> float:
         return self.bases / self.seconds if self.seconds else 0.0
 
-    def summary(self, genes_by_seqid: dict[str, list[Gene]]) -> str:
-        genes = [g for gs in genes_by_seqid.values() for g in gs]
-        strands = Counter(g.strand for g in genes)
-        mean = sum(g.end - g.start + 1 for g in genes) / len(genes) if genes else 0.0
+    def summary(self) -> str:
+        genes = sum(self.strands.values())
+        mean = self.gene_bases / genes if genes else 0.0
+        strands = self.strands
         return (
-            f"{len(genes)} genes (+ {strands['+']}, - {strands['-']}, . {strands['.']}), mean length {mean:.0f} bp; "
+            f"{genes} genes (+ {strands['+']}, - {strands['-']}, . {strands['.']}), mean length {mean:.0f} bp; "
             f"{self.windows} windows, {self.bases:,} bp in {self.seconds:.1f} s ({self.bp_per_second:,.0f} bp/s); "
             f"{self.covered_bases:,} of {self.sequence_bases:,} bp in windows, {self.gap_bases:,} in N runs; "
             f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
@@ -500,7 +490,7 @@ def annotate_records(
     coding_track: bool = False,
 ) -> tuple[dict[str, list[Gene]], dict[str, int], AnnotationStats]:
     """Annotate (seqid, sequence) records as `options` say: (genes per seqid, 1-based; sequence lengths;
-    statistics).
+    statistics). The whole genome's `annotate_contigs`, collected.
 
     `hints` (seqid -> 1-based evidence genes, e.g. `read_hints(...).genes_by_seqid`) are given to the
     encoder of every window they touch (`[HIT]` records after the DNA, `tokenization.encode_source`).
@@ -508,107 +498,182 @@ def annotate_records(
     `coding_track` keeps the track head's per-base coding probability in `stats.coding[seqid]` ([length, 2]:
     + and - strand, the mean of the windows that read a base; NaN where none did).
     """
+    stats = AnnotationStats()
+    genes, lengths = {}, {}
+    contigs = annotate_contigs(
+        model, tokenizer, records, options, stats, hints=hints, progress=progress, coding_track=coding_track
+    )
+    for contig in contigs:
+        genes[contig.seqid], lengths[contig.seqid] = contig.genes, contig.length
+        stats.scores[contig.seqid] = contig.scores
+        if coding_track:
+            stats.coding[contig.seqid] = contig.coding
+    return genes, lengths, stats
+
+
+def annotate_contigs(
+    model,
+    tokenizer,
+    records: Iterable[tuple[str, str]],
+    options: AnnotationOptions = AnnotationOptions(),
+    stats: AnnotationStats | None = None,
+    *,
+    hints: dict[str, list[Gene]] | None = None,
+    progress: bool = True,
+    coding_track: bool = False,
+) -> Iterator[AnnotatedContig]:
+    """Annotate (seqid, sequence) records one contig at a time, in their order: each contig comes out once its
+    last window is decoded, so memory holds the batches in flight and their contigs, never the genome.
+
+    `stats` counts the run as it goes (`seconds` once the last contig is out); arguments as
+    `annotate_records`. Under `accelerate launch` the processes share the windows, and every process yields
+    every contig (`decode_windows`).
+    """
     if coding_track and not hasattr(model, "track_head"):
         raise ValueError("the model has no track head (trained without --track_loss_weight): no coding track")
-    unreadable_hints = Counter()
-    hints = readable_hints(hints, tokenizer, unreadable_hints) if hints else None
+    stats = stats if stats is not None else AnnotationStats()
+    hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None
     annotator = WindowAnnotator(model, tokenizer, options, keep_coding=coding_track)
     started = time.perf_counter()
-    tiling = tile_records(records, options)
-    decoded = decode_windows(annotator, tiling, hints, progress)
-    stitched = stitch_contigs(tiling, decoded)
-    stats = AnnotationStats.of(tiling, decoded, stitched, unreadable_hints, time.perf_counter() - started)
-    return stitched.genes, tiling.lengths, stats
+    decoded = decode_windows(annotator, tile_records(records, options, stats), hints, stats, progress)
+    yield from stitch_contigs(decoded, stats)
+    stats.seconds = time.perf_counter() - started
 
 
 @dataclass
-class Tiling:
-    """Every contig cut into windows (`tile_records`)."""
+class TiledContig:
+    """One contig cut into windows (`tile_records`)."""
 
-    windows: dict[str, list[Window]] = field(default_factory=dict)  # per seqid, in order
-    lengths: dict[str, int] = field(default_factory=dict)
-    empty: list[str] = field(default_factory=list)  # records without bases: nothing to annotate
-    sequence_bases: int = 0  # every base of every contig = covered_bases + gap_bases
-    covered_bases: int = 0  # inside at least one window
-    gap_bases: int = 0  # in long N runs (annotation.windows.MIN_N_GAP), which no window reads
+    seqid: str
+    length: int
+    windows: list[Window]  # in order
 
 
-def tile_records(records: Iterable[tuple[str, str]], options: AnnotationOptions) -> Tiling:
-    """Each record tiled at the options' window size with their overlap, all-N stretches skipped."""
-    tiling = Tiling()
+def tile_records(
+    records: Iterable[tuple[str, str]], options: AnnotationOptions, stats: AnnotationStats
+) -> Iterator[TiledContig]:
+    """Each record tiled at the options' window size with their overlap, all-N stretches skipped, one record
+    at a time; its bases counted in `stats`."""
     for seqid, sequence in records:
-        tiling.windows[seqid] = tile(seqid, sequence, options.window_bp, options.overlap_bp)
-        tiling.lengths[seqid] = len(sequence)
+        windows = tile(seqid, sequence, options.window_bp, options.overlap_bp)
         if not sequence:
-            tiling.empty.append(seqid)
-        tiling.sequence_bases += len(sequence)
-        tiling.covered_bases += covered_bases(tiling.windows[seqid])
-        tiling.gap_bases += gap_bases(sequence)
-    return tiling
+            stats.empty_sequences.append(seqid)
+        stats.sequence_bases += len(sequence)
+        stats.covered_bases += covered_bases(windows)
+        stats.gap_bases += gap_bases(sequence)
+        yield TiledContig(seqid, len(sequence), windows)
 
 
-@dataclass
-class Decoded:
-    """Every window's genes, placed on its contig (`decode_windows`)."""
+class DecodedContig:
+    """One contig's window genes, placed on it as its windows are decoded (`decode_windows`); with
+    `keep_coding`, each base's coding probability summed over the windows that read it."""
 
-    predictions: dict[str, list[Prediction]]  # per seqid, window by window
-    windows: int = 0
-    bases: int = 0  # read by the windows (overlaps counted once per window)
-    errors: int = 0  # malformed records
-    coding: dict[str, np.ndarray] = field(default_factory=dict)  # per seqid, with the annotator's keep_coding
+    def __init__(self, contig: TiledContig, keep_coding: bool):
+        self.contig = contig
+        self.predictions: list[Prediction] = []  # window by window
+        self.decoded = 0  # windows placed
+        self.coding_sums = np.zeros((contig.length, 2), np.float32) if keep_coding else None
+        self.coding_counts = np.zeros((contig.length, 1), np.float32) if keep_coding else None
+
+    def place(self, index: int, genes: list[Gene], scores: list[float], coding: np.ndarray | None) -> None:
+        window = self.contig.windows[index]
+        self.predictions += place(window, index, genes, scores)
+        self.decoded += 1
+        if coding is not None:
+            self.coding_sums[window.start : window.end] += coding
+            self.coding_counts[window.start : window.end] += 1
+
+    @property
+    def complete(self) -> bool:
+        return self.decoded == len(self.contig.windows)
+
+    @property
+    def coding(self) -> np.ndarray | None:
+        """[length, 2]: the mean over the windows that read a base (NaN where none did)."""
+        if self.coding_sums is None:
+            return None
+        with np.errstate(invalid="ignore"):  # 0 / 0: a base no window read
+            return self.coding_sums / self.coding_counts
 
 
 def decode_windows(
-    annotator: WindowAnnotator, tiling: Tiling, hints: dict[str, list[Gene]] | None, progress: bool
-) -> Decoded:
-    """The windows of all contigs, in order, in batches through `annotator`; with `keep_coding`, each
-    base's coding probability is the mean over the windows that read it (NaN where none did)."""
-    decoded = Decoded({seqid: [] for seqid in tiling.windows})
-    coding_sums = {
-        s: np.zeros((n, 2), np.float32) for s, n in tiling.lengths.items() if annotator.keep_coding
-    }
-    coding_counts = {
-        s: np.zeros((n, 1), np.float32) for s, n in tiling.lengths.items() if annotator.keep_coding
-    }
-    numbered = [
-        (index, window) for windows in tiling.windows.values() for index, window in enumerate(windows)
-    ]
-    total = sum(len(window.sequence) for _, window in numbered)
-    with tqdm(total=total, desc="annotating", unit="bp", unit_scale=True, disable=not progress) as bar:
-        for batch in batched(numbered, annotator.options.batch_size):
-            windows = [window for _, window in batch]
-            batch_hints = [window_hints(w, hints.get(w.seqid, ())) for w in windows] if hints else None
-            genes, scores, errors = annotator(windows, batch_hints)
-            decoded.errors += errors
-            for (index, window), window_genes, window_scores in zip(batch, genes, scores, strict=True):
-                decoded.predictions[window.seqid] += place(window, index, window_genes, window_scores)
-            if annotator.keep_coding:
-                for window, coding in zip(windows, annotator.coding, strict=True):
-                    coding_sums[window.seqid][window.start : window.end] += coding
-                    coding_counts[window.seqid][window.start : window.end] += 1
-            decoded.windows += len(batch)
-            decoded.bases += sum(len(window.sequence) for window in windows)
-            bar.update(sum(len(window.sequence) for window in windows))
-            bar.set_postfix(windows=decoded.windows)
-    with np.errstate(invalid="ignore"):  # 0 / 0: a base no window read
-        decoded.coding = {seqid: sums / coding_counts[seqid] for seqid, sums in coding_sums.items()}
-    return decoded
+    annotator: WindowAnnotator,
+    contigs: Iterable[TiledContig],
+    hints: dict[str, list[Gene]] | None,
+    stats: AnnotationStats,
+    progress: bool,
+) -> Iterator[DecodedContig]:
+    """The contigs' windows, in order, through `annotator` in batches that run across contigs (20,000 tiny
+    contigs still fill them); each contig is yielded once its last window is placed, so only the contigs of
+    the batches in flight are held.
+
+    Under `accelerate launch --num_processes N` (accelerate's `PartialState`), process r decodes batches r,
+    r + N, r + 2N, ... and every process gathers every batch's genes (`gather_object`). Whole batches, as
+    one process forms them: a window's padding depends on its batch-mates, and so do the last bits of its
+    scores; so N processes give one process's output exactly.
+    """
+    state = PartialState()
+    pending: deque[DecodedContig] = deque()  # read, not yet yielded, in order
+
+    def numbered_windows() -> Iterator[tuple[DecodedContig, int, Window]]:
+        for contig in contigs:
+            pending.append(DecodedContig(contig, annotator.keep_coding))
+            for index, window in enumerate(contig.windows):
+                yield pending[-1], index, window
+
+    shown = progress and state.is_main_process
+    with tqdm(desc="annotating", unit="bp", unit_scale=True, disable=not shown) as bar:
+        for batches in batched(
+            batched(numbered_windows(), annotator.options.batch_size), state.num_processes
+        ):
+            mine = batches[state.process_index] if state.process_index < len(batches) else []
+            results = gather_object([decode_batch(annotator, [window for _, _, window in mine], hints)])
+            for batch, (genes, scores, errors, coding) in zip(
+                batches, results, strict=False
+            ):  # idle ranks last
+                for (contig, index, _), window_genes, window_scores, window_coding in zip(
+                    batch, genes, scores, coding, strict=True
+                ):
+                    contig.place(index, window_genes, window_scores, window_coding)
+                stats.decode_errors += errors
+                stats.windows += len(batch)
+                stats.bases += sum(len(window.sequence) for _, _, window in batch)
+                bar.update(sum(len(window.sequence) for _, _, window in batch))
+            bar.set_postfix(windows=stats.windows)
+            while pending and pending[0].complete:
+                yield pending.popleft()
+    yield from pending  # contigs without windows (empty, all N) after the last batch
+
+
+def decode_batch(
+    annotator: WindowAnnotator, windows: list[Window], hints: dict[str, list[Gene]] | None
+) -> tuple[list[list[Gene]], list[list[float]], int, list[np.ndarray | None]]:
+    """One batch through `annotator`: each window's genes, their scores and coding track (or None), and the
+    number of malformed records."""
+    if not windows:  # a process without a batch in the last round
+        return [], [], 0, []
+    batch_hints = [window_hints(w, hints.get(w.seqid, ())) for w in windows] if hints else None
+    genes, scores, errors = annotator(windows, batch_hints)
+    coding = annotator.coding if annotator.keep_coding else [None] * len(windows)
+    return genes, scores, errors, coding
 
 
 @dataclass
-class Stitched:
-    """One annotation per contig (`stitch_contigs`)."""
+class AnnotatedContig:
+    """One contig's annotation (`stitch_contigs`): what `annotate_contigs` yields."""
 
-    genes: dict[str, list[Gene]] = field(default_factory=dict)  # per seqid, 1-based
-    scores: dict[str, list[float]] = field(default_factory=dict)  # per seqid, parallel to its genes
-    stats: StitchStats = field(default_factory=StitchStats)
+    seqid: str
+    length: int
+    genes: list[Gene]  # 1-based
+    scores: list[float]  # parallel to genes
+    coding: np.ndarray | None = None  # with `coding_track` (see `annotate_records`)
 
 
-def stitch_contigs(tiling: Tiling, decoded: Decoded) -> Stitched:
-    """Each contig's window genes stitched into one annotation (`windows.stitch`)."""
-    stitched = Stitched()
-    for seqid, windows in tiling.windows.items():
-        kept = stitch(decoded.predictions[seqid], windows, stitched.stats)
-        stitched.genes[seqid] = [p.gene for p in kept]
-        stitched.scores[seqid] = [p.score for p in kept]
-    return stitched
+def stitch_contigs(decoded: Iterable[DecodedContig], stats: AnnotationStats) -> Iterator[AnnotatedContig]:
+    """Each contig's window genes stitched into one annotation (`windows.stitch`), its genes counted."""
+    for contig in decoded:
+        kept = stitch(contig.predictions, contig.contig.windows, stats.stitch)
+        stats.strands.update(p.gene.strand for p in kept)
+        stats.gene_bases += sum(p.gene.end - p.gene.start + 1 for p in kept)
+        seqid, length = contig.contig.seqid, contig.contig.length
+        yield AnnotatedContig(seqid, length, [p.gene for p in kept], [p.score for p in kept], contig.coding)

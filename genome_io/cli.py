@@ -57,6 +57,18 @@ def device(text: str) -> str:
     return text
 
 
+def use_cpu_processes_without_gpus() -> None:
+    """A distributed launch (e.g. cpu_ddp.yaml) on a machine without GPUs: run as CPU processes over gloo.
+
+    Without this, accelerate finds no GPU and every process silently runs alone: train.py would train its
+    own copy of the model on the whole dataset, annotate.py annotate (and write) the whole genome in each.
+    """
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
 def check_model_source(name: str) -> None:
     """InputError unless `name` is a local directory or could be a hub id (`name` or `owner/name`): a
     missing directory is reported as one, not as huggingface_hub's "Repo id must be in the form..."."""

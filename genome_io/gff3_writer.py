@@ -71,28 +71,50 @@ def gff3_lines(
     unknown = [seqid for seqid in genes_by_seqid if seqid not in seq_lengths]
     if unknown:
         raise ValueError(f"genes on seqids without a length: {', '.join(unknown[:5])}")
+    yield from gff3_header(seq_lengths)
+    for seqid, length in seq_lengths.items():
+        yield from gff3_contig_lines(
+            seqid,
+            length,
+            genes_by_seqid.get(seqid, ()),
+            source,
+            scores.get(seqid) if scores else None,
+            attributes.get(seqid) if attributes else None,
+        )
+
+
+def gff3_header(seq_lengths: Mapping[str, int]) -> Iterator[str]:
+    """The version line and every sequence's region, which come before any feature line."""
     yield "##gff-version 3\n"
     for seqid, length in seq_lengths.items():
         if length:  # an empty sequence has no region (`1 0` is invalid GFF3), and so no genes
             yield f"##sequence-region {escape_seqid(seqid)} 1 {length}\n"
-    for seqid, length in seq_lengths.items():
-        genes = genes_by_seqid.get(seqid, ())
-        gene_scores = scores.get(seqid) if scores else None
-        gene_attributes = attributes.get(seqid) if attributes else None
-        for extra in (gene_scores, gene_attributes):
-            if extra is not None and len(extra) != len(genes):
-                raise ValueError(f"{seqid}: {len(extra)} scores/attributes for {len(genes)} genes")
-        writer = _FeatureWriter(seqid, source)
-        for n, i in enumerate(sorted(range(len(genes)), key=genes.__getitem__), start=1):
-            gene = genes[i]
-            if gene.start < 1 or gene.end > length:
-                raise ValueError(f"gene {gene.start}..{gene.end} lies outside {seqid} (1..{length})")
-            yield from writer.gene(
-                gene,
-                f"{seqid}_g{n}",
-                gene_scores[i] if gene_scores is not None else None,
-                gene_attributes[i] if gene_attributes is not None else {},
-            )
+
+
+def gff3_contig_lines(
+    seqid: str,
+    length: int,
+    genes: Sequence[Gene],
+    source: str = "GFF-MoE",
+    scores: Sequence[float | None] | None = None,
+    attributes: Sequence[Attributes] | None = None,
+) -> Iterator[str]:
+    """The feature lines of one sequence's genes (1-based), sorted by position, after `gff3_header`: a
+    streamed annotation writes each contig as it is done. `scores` and `attributes` run parallel to `genes`."""
+    for extra in (scores, attributes):
+        if extra is not None and len(extra) != len(genes):
+            raise ValueError(f"{seqid}: {len(extra)} scores/attributes for {len(genes)} genes")
+    writer = _FeatureWriter(seqid, source)
+    for n, i in enumerate(sorted(range(len(genes)), key=genes.__getitem__), start=1):
+        gene = genes[i]
+        if gene.start < 1 or gene.end > length:
+            raise ValueError(f"gene {gene.start}..{gene.end} lies outside {seqid} (1..{length})")
+        yield from writer.gene(
+            gene,
+            f"{seqid}_g{n}",
+            scores[i] if scores is not None else None,
+            attributes[i] if attributes is not None else {},
+        )
 
 
 def write_gff3(

@@ -14,11 +14,20 @@ from Bio.Seq import reverse_complement
 from transformers import AutoTokenizer
 
 import annotate
-from annotation.annotator import AnnotationOptions, OptionError, WindowAnnotator, merge_reads, token_log_probs
+from annotation.annotator import (
+    AnnotationOptions,
+    AnnotationStats,
+    OptionError,
+    WindowAnnotator,
+    annotate_contigs,
+    merge_reads,
+    token_log_probs,
+)
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
 from core.errors import InputError
 from core.features import DIRECT, Gene, Transcript
 from genome_io.gff import read_gff
+from genome_io.gff3_writer import gff3_lines
 from tests.fixtures.genomes import random_dna, write_text
 from tests.fixtures.training import tiny_model_dir
 from tests.test_constraints import check_biology
@@ -373,7 +382,7 @@ def test_soft_masked_eukaryote_with_long_n_runs_annotates_without_loss(tiny_mode
     for seqid, sequence in (("chrA", masked), ("chrB", edge_gaps)):
         for gene in genes[seqid]:  # no gene reaches into a gap
             assert "N" * 100 not in sequence[gene.start - 1 : gene.end].upper()
-    assert f"{stats.covered_bases:,} of {stats.sequence_bases:,} bp in windows" in stats.summary(genes)
+    assert f"{stats.covered_bases:,} of {stats.sequence_bases:,} bp in windows" in stats.summary()
 
 
 def test_both_strands_reads_every_window_and_its_reverse_complement(tiny_model_dir):
@@ -515,3 +524,119 @@ def test_bad_inputs_fail_cleanly(tmp_path, capsys, small_fasta):
     hints = write_text(tmp_path / "hints.gff3", "##gff-version 3\nchrZ\tx\tgene\t1\t9\t.\t+\t.\tID=a\n")
     assert "hints.gff3:2" in run_bad(capsys, tmp_path, fasta, extra=["--hints", str(hints)])
     assert "cannot write" in run_bad(capsys, tmp_path, fasta, out=tmp_path / "no" / "such" / "out.gff3")
+
+
+# ---------------------------------------------------------------- streaming, precision
+
+
+def assembly(long_bp: int, tiny: int) -> dict[str, str]:
+    """A long contig, `tiny` small ones (as a fragmented metagenome assembly), an empty and an all-N record."""
+    contigs = {"long": random_dna(long_bp, seed=40)}
+    contigs |= {f"frag{i}": random_dna(30 + (i * 37) % 300, seed=100 + i) for i in range(tiny)}
+    return contigs | {"empty": "", "gap": "N" * 250}
+
+
+def gt_valid(path) -> None:
+    if shutil.which("gt"):
+        check = subprocess.run(["gt", "gff3validator", str(path)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and not check.stderr.strip(), check.stderr
+
+
+def test_a_long_contig_and_many_tiny_ones_stream_in_full_batches_with_every_base_counted(
+    tiny_model_dir, tmp_path, capsys
+):
+    model, tokenizer = steered_model(tiny_model_dir)
+    contigs = assembly(6000, tiny=120)
+    lengths = {seqid: len(sequence) for seqid, sequence in contigs.items()}
+    options = AnnotationOptions(window_size=600, overlap=150, max_new_tokens=24, batch_size=8)
+    read = []  # seqids the annotation has pulled from the records so far
+
+    def records():
+        for seqid, sequence in contigs.items():
+            read.append(seqid)
+            yield seqid, sequence
+
+    stats, out = AnnotationStats(), []
+    spy = patch.object(WindowAnnotator, "__call__", autospec=True, side_effect=WindowAnnotator.__call__)
+    with spy as calls:
+        for contig in annotate_contigs(model, tokenizer, records(), options, stats, progress=False):
+            # Streamed: a contig comes out while the records of one batch at most are read beyond it.
+            assert len(read) - len(out) <= options.batch_size + 1
+            out.append(contig)
+    assert {c.seqid: c.length for c in out} == lengths and [c.seqid for c in out] == list(contigs)
+    windows = [w for seqid, dna in contigs.items() for w in tile(seqid, dna, 600, 150)]
+    # Batches run across contigs: the 120 small contigs fill them, none is a batch of its own.
+    assert stats.windows == len(windows) and calls.call_count == math.ceil(len(windows) / options.batch_size)
+    assert stats.sequence_bases == sum(lengths.values()) and stats.empty_sequences == ["empty"]
+    assert stats.covered_bases + stats.gap_bases == stats.sequence_bases and stats.gap_bases == 250
+    genes, scores = {c.seqid: c.genes for c in out}, {c.seqid: c.scores for c in out}
+    assert len(genes["long"]) > 1 and sum(map(len, genes.values())) == sum(stats.strands.values())
+
+    # The CLI writes the same genes, contig by contig, as one valid GFF3 with every sequence's region.
+    fasta = write_text(tmp_path / "asm.fa", "".join(f">{k}\n{v}\n" for k, v in contigs.items()))
+    gff3 = tmp_path / "asm.gff3"
+    argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(gff3), "--quiet"]
+    argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "24", "--batch_size", "8"]
+    with patch.object(annotate, "load_model", return_value=(model, tokenizer)):
+        assert annotate.main(argv) == 0
+    assert f"{stats.covered_bases:,} of {stats.sequence_bases:,} bp in windows" in capsys.readouterr().out
+    assert gff3.read_text() == "".join(gff3_lines(genes, lengths, scores=scores))
+    assert gff3.read_text().count("##sequence-region") == len(contigs) - 1  # the empty record has none
+    gt_valid(gff3)
+
+
+def test_an_interrupted_streaming_run_leaves_no_output(tiny_model_dir, small_fasta, tmp_path, capsys):
+    fasta, _ = small_fasta
+    out = tmp_path / "pred.gff3"
+    calls = []
+
+    def interrupted(self, windows, hints=None):
+        calls.append(len(windows))
+        if len(calls) == 5:  # ctg1's 4 windows are done: it is being written, to the temporary file
+            assert [p.name for p in tmp_path.glob(".pred.gff3.*.tmp")] and not out.exists()
+            raise KeyboardInterrupt
+        return annotate_call(self, windows, hints)
+
+    annotate_call = WindowAnnotator.__call__
+    argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(out), "--quiet"]
+    argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "8", "--batch_size", "1"]
+    with patch.object(WindowAnnotator, "__call__", interrupted):
+        assert annotate.main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert len(calls) == 5 and list(tmp_path.iterdir()) == [fasta]  # no output, no temporary file
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_annotates_on_cpu_and_writes_valid_gff3(tiny_model_dir, small_fasta, tmp_path, dtype):
+    fasta, contigs = small_fasta
+    out = tmp_path / "pred.gff3"
+    loaded = []
+
+    def recording_model(*args, **kwargs):
+        model, tokenizer = load_model(*args, **kwargs)
+        loaded.append(model)
+        return model, tokenizer
+
+    load_model = annotate.load_model
+    argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(out), "--quiet"]
+    argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "24", "--dtype", dtype]
+    with patch.object(annotate, "load_model", recording_model):
+        assert annotate.main(argv) == 0
+    assert {p.dtype for p in loaded[0].parameters()} == {getattr(torch, dtype)}
+    assert out.read_text().startswith("##gff-version 3")
+    gt_valid(out)
+    for seqid, genes in read_gff(
+        out, {k: len(v) for k, v in contigs.items()}, allow_empty=True
+    ).genes_by_seqid.items():
+        for gene in genes:
+            check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
+
+
+def test_dtype_auto_is_bfloat16_on_a_cuda_device_that_has_it_else_float32():
+    assert annotate.model_dtype("auto", "cpu") == torch.float32
+    assert annotate.model_dtype("float16", "cpu") == torch.float16
+    with patch.object(torch.cuda, "is_bf16_supported", return_value=True):
+        assert annotate.model_dtype("auto", "cuda:1") == torch.bfloat16
+    with patch.object(torch.cuda, "is_bf16_supported", return_value=False):
+        assert annotate.model_dtype("auto", "cuda") == torch.float32
+    assert annotate.parse_args(REQUIRED).dtype == "auto"

@@ -275,7 +275,7 @@ class TestItem5DuplicateGenes:
         with model_predicts(*[coding(0, 9)] * 5):  # what a model looping on one record returns
             genes, _, stats = annotate_records(model, tokenizer, [("c", "ATGAAATAGC")], progress=False)
         assert genes == {"c": [coding(1, 10)]}
-        assert "4 duplicates" in stats.summary(genes)
+        assert "4 duplicates" in stats.summary()
 
     def test_a_second_prediction_of_one_gene_is_a_false_positive(self):
         scores = score({"c": [coding(100, 399)]}, {"c": [coding(100, 399), coding(100, 399)]})

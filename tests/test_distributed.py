@@ -14,16 +14,21 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 import train
+from annotation.windows import tile
+from hub_code import save_hub_code
+from tests.fixtures.genomes import write_text
 from tests.fixtures.training import (
     REPO,
     baked_tiny_genome,
     cli_env,
     run_cli,
     tiny_checkpoint,
+    tiny_model_dir,
     write_orf_dataset,
 )
+from tests.test_annotate import assembly, gt_valid, steered_model
 
-__all__ = ["baked_tiny_genome", "tiny_checkpoint"]  # fixtures used here
+__all__ = ["baked_tiny_genome", "tiny_checkpoint", "tiny_model_dir"]  # fixtures used here
 
 LAUNCH_TIMEOUT = 300
 
@@ -124,6 +129,34 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path, tiny_chec
     assert not torch.equal(
         final_weights(straight / "checkpoint-4")["shared.weight"], expected["shared.weight"]
     )
+
+
+@pytest.mark.slow
+def test_annotate_on_two_cpu_processes_writes_what_one_process_writes(tmp_path, tiny_model_dir):
+    """`accelerate launch annotate.py`: the processes decode whole batches in turn, the first one writes."""
+    model, tokenizer = steered_model(tiny_model_dir)  # so that there are genes to get right
+    model_dir = tmp_path / "steered"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    save_hub_code(model_dir)
+    contigs = assembly(3000, tiny=12)
+    windows = [w for seqid, dna in contigs.items() for w in tile(seqid, dna, 600, 150)]
+    assert (
+        math.ceil(len(windows) / 3) % 2 == 1
+    )  # an odd number of batches: one process idles in the last round
+    fasta = write_text(tmp_path / "asm.fa", "".join(f">{k}\n{v}\n" for k, v in contigs.items()))
+    argv = ["annotate.py", "--model", str(model_dir), "--fasta", str(fasta), "--window_size", "600",
+            "--overlap", "150", "--max_new_tokens", "24", "--batch_size", "3", "--quiet"]  # fmt: skip
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu_ddp.yaml",
+              "--main_process_port", str(free_port())]  # fmt: skip
+    one = run_cli([sys.executable, *argv, "--out", str(tmp_path / "one.gff3")], timeout=LAUNCH_TIMEOUT)
+    two = run_cli([*launch, *argv, "--out", str(tmp_path / "two.gff3")], timeout=LAUNCH_TIMEOUT)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
+    assert "; 2 processes" in two.stdout and two.stdout.count("wrote") == 1  # two processes, one writer
+    expected = (tmp_path / "one.gff3").read_bytes()
+    assert (tmp_path / "two.gff3").read_bytes() == expected and expected.count(b"\tgene\t") > 5
+    assert f"{len(windows)} windows" in one.stdout and f"{len(windows)} windows" in two.stdout
+    gt_valid(tmp_path / "two.gff3")
 
 
 # ---------------------------------------------------------------- FSDP (accelerate_configs/fsdp.yaml)
