@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench._common import machine  # noqa: E402
+from _common import machine  # noqa: E402
 from bench.annotate import build_model  # noqa: E402
 
 MAX_NEW_TOKENS = 8
