@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _common import machine  # noqa: E402
+
 from bench.annotate import build_model  # noqa: E402
 
 MAX_NEW_TOKENS = 8
