@@ -220,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_option(parser, "window_size", type=positive_int)
     add_option(parser, "overlap", type=non_negative_int)
+    add_option(parser, "max_gene_overlap", type=non_negative_int)
     add_option(parser, "max_new_tokens", type=positive_int)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(

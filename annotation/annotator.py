@@ -49,6 +49,7 @@ from tokenization.track import BOUNDARY, REGION, TRACK_COLUMNS
 
 from .constraints import MIN_CODING_LENGTH, BiologyConstrainedLogitsProcessor, GeneticCode, GrammarVocab
 from .windows import (
+    MAX_OVERLAP,
     Prediction,
     StitchStats,
     Window,
@@ -139,6 +140,13 @@ class AnnotationOptions:
         "decoder may point to scores the track's mean log-probability of its codon positions plus those of "
         f"its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
     )
+    max_gene_overlap: int | None = _option(
+        None,
+        _at_least(0),
+        f"bp two coding genes may overlap; of two that overlap more, the longer is kept (default: {MAX_OVERLAP} "
+        "in coding-gene mode, where a small model's false calls are mostly ORFs across a real gene; no limit "
+        "otherwise)",
+    )
     both_strands: bool = _option(
         True,
         _BOOLEAN,
@@ -168,6 +176,12 @@ class AnnotationOptions:
     @property
     def translation_table(self) -> int:
         return self.genetic_code or GENETIC_CODES.get(self.taxon, 1)
+
+    @property
+    def gene_overlap_limit(self) -> int | None:
+        if self.max_gene_overlap is not None:
+            return self.max_gene_overlap
+        return MAX_OVERLAP if self.coding_gene_mode else None
 
     @property
     def coding_gene_mode(self) -> bool:
@@ -209,7 +223,8 @@ class AnnotationStats:
             f"{self.windows} windows, {self.bases:,} bp in {self.seconds:.1f} s ({self.bp_per_second:,.0f} bp/s); "
             f"{self.covered_bases:,} of {self.sequence_bases:,} bp in windows, {self.gap_bases:,} in N runs; "
             f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
-            f"{self.stitch.dropped_pieces} cut pieces dropped; {self.decode_errors} malformed records"
+            f"{self.stitch.dropped_pieces} cut pieces dropped, {self.stitch.overlapping} genes overlapping a "
+            f"longer one dropped; {self.decode_errors} malformed records"
             + "".join(f"; {n} hints unreadable: {why}" for why, n in sorted(self.unreadable_hints.items()))
             + (
                 f"; {len(self.empty_sequences)} empty sequence(s) skipped: {', '.join(self.empty_sequences[:5])}"
@@ -536,7 +551,7 @@ def annotate_contigs(
     annotator = WindowAnnotator(model, tokenizer, options, keep_coding=coding_track)
     started = time.perf_counter()
     decoded = decode_windows(annotator, tile_records(records, options, stats), hints, stats, progress)
-    yield from stitch_contigs(decoded, stats)
+    yield from stitch_contigs(decoded, stats, options.gene_overlap_limit)
     stats.seconds = time.perf_counter() - started
 
 
@@ -669,10 +684,12 @@ class AnnotatedContig:
     coding: np.ndarray | None = None  # with `coding_track` (see `annotate_records`)
 
 
-def stitch_contigs(decoded: Iterable[DecodedContig], stats: AnnotationStats) -> Iterator[AnnotatedContig]:
+def stitch_contigs(
+    decoded: Iterable[DecodedContig], stats: AnnotationStats, max_overlap: int | None = None
+) -> Iterator[AnnotatedContig]:
     """Each contig's window genes stitched into one annotation (`windows.stitch`), its genes counted."""
     for contig in decoded:
-        kept = stitch(contig.predictions, contig.contig.windows, stats.stitch)
+        kept = stitch(contig.predictions, contig.contig.windows, stats.stitch, max_overlap)
         stats.strands.update(p.gene.strand for p in kept)
         stats.gene_bases += sum(p.gene.end - p.gene.start + 1 for p in kept)
         seqid, length = contig.contig.seqid, contig.contig.length

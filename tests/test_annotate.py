@@ -122,6 +122,39 @@ def test_a_cut_piece_loses_to_the_whole_copy_and_contig_ends_stay_open():
     assert [p.gene for p in kept] == [at_end] and kept[0].gene.open_right
 
 
+def coding_gene(start: int, end: int, strand: str) -> Gene:
+    return Gene(start, end, strand, "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
+
+
+def test_a_coding_gene_overlapping_a_longer_one_too_much_is_dropped_on_either_strand():
+    windows = tile("c", random_dna(30_000, seed=7), size=30_000, overlap=0)  # one window
+    real = coding_gene(1001, 2500, "-")
+    shadow = coding_gene(1201, 1800, "+")  # inside the real gene, on the other strand
+    crossing = coding_gene(2301, 3000, "+")  # 200 bp into it, same score
+    neighbour = coding_gene(2461, 3400, "-")  # 40 bp overlap: operon neighbours stay
+    lonely = coding_gene(5001, 5300, "+")
+    ncrna = Gene(1501, 1600, "+", "ncRNA_gene", (Transcript("ncRNA", ((1501, 1600),)),))
+    genes = [real, shadow, crossing, neighbour, lonely, ncrna]
+    scores = [-0.5, -0.01, -0.5, -0.3, -0.2, -0.1]  # the shadow ORF scores higher: length decides
+    predictions = place(windows[0], 0, [g.shift(-1) for g in genes], scores)
+    stats = StitchStats()
+    kept = stitch(predictions, windows, stats, max_overlap=60)
+    assert [p.gene for p in kept] == sorted([real, neighbour, lonely, ncrna])
+    assert stats.overlapping == 2
+    assert len(stitch(predictions, windows)) == 6  # no limit: every gene stays
+    # The limit is inclusive: at 599 bp the crossing gene (540 bp into its neighbour) stays, the shadow
+    # (600 bp inside the real gene) does not.
+    assert shadow not in [p.gene for p in stitch(predictions, windows, max_overlap=599)]
+    assert len(stitch(predictions, windows, max_overlap=599)) == 5
+    assert len(stitch(predictions, windows, max_overlap=600)) == 6
+
+
+def test_the_overlap_limit_is_on_in_coding_gene_mode_only():
+    assert AnnotationOptions("prokaryotes").gene_overlap_limit == 60
+    assert AnnotationOptions("unicellular").gene_overlap_limit is None
+    assert AnnotationOptions("plants", coding_genes=True, max_gene_overlap=0).gene_overlap_limit == 0
+
+
 # ---------------------------------------------------------------- options
 
 
