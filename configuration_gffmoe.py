@@ -39,6 +39,9 @@ class GffMoeConfig(PreTrainedConfig):
         track_loss_weight (`float`): weight of the per-base gene-structure track loss (the encoder's track head
             classifies every base of the window on both strands, see `tokenization.track`); 0 builds no head.
         initializer_range (`float`): std of the normal initialiser of fresh weights.
+        training_window_bp (`int`, *optional*): the longest window the model was trained on, in bp (train.py
+            records it). Annotation tiles genomes into windows of this length unless told otherwise: a model
+            read windows three times longer than it learned on scores half as well.
     """
 
     model_type = "gffmoe"
@@ -68,6 +71,7 @@ class GffMoeConfig(PreTrainedConfig):
         attention_block_size: int = 1024,
         track_loss_weight: float = 0.0,
         initializer_range: float = 0.02,
+        training_window_bp: int | None = None,
         use_cache: bool = True,
         pad_token_id: int | None = 3,
         bos_token_id: int | None = 1,
@@ -112,6 +116,7 @@ class GffMoeConfig(PreTrainedConfig):
         self.attention_block_size = kwargs.pop("attention_chunk_size", attention_block_size)
         self.track_loss_weight = track_loss_weight
         self.initializer_range = initializer_range
+        self.training_window_bp = training_window_bp
         self.use_cache = use_cache
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id

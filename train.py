@@ -189,6 +189,7 @@ class PreparedData:
 
     train: datasets.Dataset
     eval: datasets.Dataset | None
+    window_bp: int  # the longest training window
 
 
 def train(
@@ -202,6 +203,7 @@ def train(
     transformers.set_seed(training_args.seed)
     data = get_data(data_args, training_args, tokenizer, config.coordinate_scheme)
     model = get_model(model_args, data_args, training_args)
+    model.config.training_window_bp = data.window_bp  # annotation's default window (saved with the model)
     trainer = get_trainer(model, tokenizer, data, training_args, config.coordinate_scheme, callbacks)
     maybe_train(trainer, training_args)
     metrics = maybe_evaluate(trainer)
@@ -243,7 +245,15 @@ def get_data(
         logger.warning(
             f"{truncated} of {len(train_dataset)} training targets truncated to {data_args.max_target_tokens} tokens"
         )
-    return PreparedData(train_dataset, eval_dataset)
+    return PreparedData(train_dataset, eval_dataset, longest_window(train_windows))
+
+
+def longest_window(windows: datasets.Dataset) -> int:
+    """The longest window's bp, read from Arrow batches (a large dataset's sequences never all in memory)."""
+    import pyarrow.compute as pc
+
+    batches = windows.select_columns(["sequence"]).with_format("arrow").iter(batch_size=10_000)
+    return max((pc.max(pc.utf8_length(batch["sequence"])).as_py() or 0 for batch in batches), default=0)
 
 
 def get_model(model_args: ModelArguments, data_args: DataArguments, training_args: GffMoeTrainingArguments):

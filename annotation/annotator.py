@@ -114,7 +114,11 @@ class AnnotationOptions:
     value is refused when the options are built (`OptionError`)."""
 
     taxon: str = _option("prokaryotes", _TAXON, "sets window size and genetic code")
-    window_size: int | None = _option(None, _at_least(1), "bp per window (default: the taxon's limit)")
+    window_size: int | None = _option(
+        None,
+        _at_least(1),
+        "bp per window (default: the longest window the model was trained on, else the taxon's limit)",
+    )
     overlap: int | None = _option(
         None,
         _at_least(0),
@@ -164,6 +168,12 @@ class AnnotationOptions:
             raise OptionError(
                 "overlap", None, f"{self.overlap} bp must be below the window size ({self.window_bp} bp)"
             )
+
+    def for_model(self, config) -> AnnotationOptions:
+        """These options, the window left to its default set to the model's training window (its config's
+        `training_window_bp`, which train.py records) where the model has one."""
+        trained = getattr(config, "training_window_bp", None)
+        return replace(self, window_size=trained) if self.window_size is None and trained else self
 
     @property
     def window_bp(self) -> int:
@@ -546,6 +556,7 @@ def annotate_contigs(
     """
     if coding_track and not hasattr(model, "track_head"):
         raise ValueError("the model has no track head (trained without --track_loss_weight): no coding track")
+    options = options.for_model(model.config)
     stats = stats if stats is not None else AnnotationStats()
     hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None
     annotator = WindowAnnotator(model, tokenizer, options, keep_coding=coding_track)

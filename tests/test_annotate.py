@@ -6,6 +6,7 @@ import math
 import shutil
 import subprocess
 from dataclasses import replace
+from types import SimpleNamespace
 from unittest.mock import patch
 
 import pytest
@@ -20,6 +21,7 @@ from annotation.annotator import (
     OptionError,
     WindowAnnotator,
     annotate_contigs,
+    annotate_records,
     merge_reads,
     token_log_probs,
 )
@@ -208,6 +210,23 @@ def test_options_resolve_the_taxon_defaults_as_before():
         11,
         True,
     )
+
+
+def test_the_window_defaults_to_the_one_the_model_was_trained_on(tiny_model_dir):
+    trained = SimpleNamespace(training_window_bp=700)
+    assert AnnotationOptions().for_model(trained).window_bp == 700
+    assert AnnotationOptions(window_size=900).for_model(trained).window_bp == 900  # given: kept
+    assert AnnotationOptions().for_model(SimpleNamespace()).window_bp == 9000  # an older model: the taxon's
+    with pytest.raises(OptionError, match="overlap: 800 bp must be below the window size \\(700 bp\\)"):
+        AnnotationOptions(overlap=800).for_model(trained)
+    # End to end: annotation tiles at the model's window.
+    model, tokenizer = annotate.load_model(str(tiny_model_dir))
+    model.config.training_window_bp = 700
+    options = AnnotationOptions(max_new_tokens=4, both_strands=False)
+    _, _, stats = annotate_records(
+        model, tokenizer, [("c", random_dna(2000, seed=8))], options, progress=False
+    )
+    assert stats.windows == len(window_starts(2000, 700, 140))
 
 
 @pytest.mark.parametrize(
