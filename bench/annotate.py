@@ -1,129 +1,130 @@
-"""Annotation speed and output validity on CPU, next to pyrodigal on the same sequence in the same run.
+"""Annotation throughput and accuracy of a trained model at annotate.py's defaults, beside pyrodigal.
 
-    python bench/annotate.py [--slice_bp 20000] [--genomes bsub168 ...] [--sizes tiny default]
+    make demo   # once: the trained model and held-out region this benchmark reads (outputs/demo)
+    python bench/annotate.py [--demo_dir outputs/demo] [--genome tpallidum_nichols | --fasta GENOME.fa]
 
-For each model size (random weights: speed only), annotates a slice of each shared genome with and
-without the biology constraints, checks the GFF3 with `gt gff3validator`, and prints bp/s, the
-constraint overhead and the ratio to pyrodigal's bp/s (meta mode, same slice).
+1. Speed on a whole bacterial genome (a shared genome, 1-5 Mbp, or --fasta): the demo's model annotates
+   it at annotate.py's default settings (one process, torch's default threads), and pyrodigal (single-
+   genome mode, its training pass included, one thread) calls genes on the same sequence in the same run;
+   bp/s of each, their ratio, and the peak RSS of this process.
+2. Accuracy at the settings timed: the demo's held-out region (never trained on) annotated at the same
+   defaults and at the demo's own settings (8 beams), the named reference for speed, each scored (gene 3',
+   exact, nucleotide F1) beside Prodigal and the ORF floor; so speed is never bought with accuracy unseen.
+Every GFF3 written is checked with `gt gff3validator` where GenomeTools is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import machine  # noqa: E402
 
 import annotate  # noqa: E402
-from annotation.annotator import AnnotationOptions  # noqa: E402
-from genome_io.baselines import prodigal_genes  # noqa: E402
+from annotation.annotator import AnnotationOptions, annotate_genome  # noqa: E402
+from genome_io.baselines import orf_floor_genes, prodigal_genes  # noqa: E402
 from genome_io.fasta import read_fasta  # noqa: E402
+from genome_io.gff import read_gff  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
-from tests.fixtures.genomes import GENOME_TAXA, SHARED_GENOMES  # noqa: E402
+from scoring.metrics import score  # noqa: E402
+from tests.fixtures.genomes import SHARED_GENOMES  # noqa: E402
 
-SIZES = {  # init_model.py flags
-    "tiny": [
-        "--hidden_size",
-        "64",
-        "--num_hidden_layers",
-        "2",
-        "--num_attention_heads",
-        "2",
-        "--intermediate_size",
-        "128",
-        "--decoder_layers",
-        "2",
-        "--num_experts",
-        "4",
-    ],
-    "default": [],
-}
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DECODING = {"num_beams": 8}  # demo.py's own decoding, the reference for speed
 
 
-def build_model(size: str, work: Path) -> Path:
-    import init_model
-    from tests.fixtures.genomes import random_dna
-    from tokenization.tokenizer import extend_tokenizer, train_dna_bpe
-
-    tokenizer_dir = work / "tokenizer"
-    if not tokenizer_dir.exists():
-        tokenizer = train_dna_bpe(sequences=[random_dna(300_000, seed=1)], vocab_size=4096)
-        extend_tokenizer(tokenizer)
-        tokenizer.save_pretrained(tokenizer_dir)
-    out = work / size
-    init_model.main(["--save_dir", str(out), "--tokenizer", str(tokenizer_dir), "--use_moe", *SIZES[size]])
-    return out
+def gt_verdict(genes, lengths, path: Path) -> str:
+    write_gff3(genes, lengths, path)
+    if not shutil.which("gt"):
+        return "gt not installed"
+    check = subprocess.run(["gt", "gff3validator", str(path)], capture_output=True, text=True)
+    return (
+        "gt-valid" if check.returncode == 0 and not check.stderr.strip() else "INVALID: " + check.stderr[:200]
+    )
 
 
-def genome_slice(name: str, slice_bp: int, work: Path) -> Path:
-    seqid, sequence = next(iter(read_fasta(SHARED_GENOMES / name / "genome.fna.gz")))
-    path = work / f"{name}.fa"
-    path.write_text(f">{seqid}\n{sequence[:slice_bp]}\n")
-    return path
+def f1s(scores) -> str:
+    return " / ".join(f"{scores[level].f1:.3f}" for level in ("gene_3prime", "gene_exact", "nucleotide"))
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--slice_bp", type=int, default=20_000)
-    parser.add_argument("--genomes", nargs="*", default=None, help="shared genome names (default: all)")
-    parser.add_argument("--sizes", nargs="*", default=["tiny", "default"], choices=list(SIZES))
-    parser.add_argument("--max_new_tokens", type=int, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(machine())
-    names = args.genomes or sorted(GENOME_TAXA)
-    if not SHARED_GENOMES.is_dir():
-        print(f"no shared genomes at {SHARED_GENOMES}: nothing to benchmark")
-        return 0
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for size in args.sizes:
-            model, tokenizer = annotate.load_model(str(build_model(size, work)))
-            for name in names:
-                fasta = genome_slice(name, args.slice_bp, work)
-                started = time.perf_counter()
-                prodigal_genes(fasta, meta=True)
-                prodigal_bps = args.slice_bp / (time.perf_counter() - started)
-                speeds, valid = {}, "n/a"
-                for constraints in (True, False):
-                    genes, lengths, stats = annotate.annotate_genome(
-                        model,
-                        tokenizer,
-                        fasta,
-                        AnnotationOptions(
-                            GENOME_TAXA[name], constraints=constraints, max_new_tokens=args.max_new_tokens
-                        ),
-                        progress=False,
-                    )
-                    speeds[constraints] = stats.bp_per_second
-                    out = work / f"{name}.{size}.{constraints}.gff3"
-                    write_gff3(genes, lengths, out, scores=stats.scores)
-                    if shutil.which("gt"):
-                        check = subprocess.run(
-                            ["gt", "gff3validator", str(out)], capture_output=True, text=True
-                        )
-                        ok = check.returncode == 0 and not check.stderr.strip()
-                        valid = "ok" if ok and valid != "INVALID" else "INVALID"
-                rows.append((size, name, speeds[True], speeds[False], prodigal_bps, valid))
-    print(
-        f"{'size':<8} {'genome':<22} {'bp/s constr':>12} {'bp/s free':>10} {'overhead':>9} {'vs prodigal':>12} gt"
+    parser.add_argument("--demo_dir", type=Path, default=REPO / "outputs" / "demo", help="a make demo output")
+    parser.add_argument(
+        "--genome", default="tpallidum_nichols", help="shared genome timed (1.1 Mbp; mabs_atcc19977: 5.1)"
     )
-    for size, name, on, off, prodigal, valid in rows:
+    parser.add_argument("--fasta", type=Path, help="time this FASTA instead of a shared genome")
+    parser.add_argument("--no_reference", action="store_true", help="skip the 8-beam reference run")
+    args = parser.parse_args(argv)
+    print(machine())
+    model_dir = args.demo_dir / "model"
+    fasta = args.fasta or SHARED_GENOMES / args.genome / "genome.fna.gz"
+    for needed, how in ((model_dir, "run `make demo` first"), (fasta, "no genome to time")):
+        if not needed.exists():
+            print(f"{needed} is missing: {how}; nothing to benchmark")
+            return 0
+    model, tokenizer = annotate.load_model(str(model_dir), trust_remote_code=True)
+    defaults = AnnotationOptions().for_model(model.config)
+    print(
+        f"defaults for this model: {defaults.window_bp:,} bp windows overlapping {defaults.overlap_bp:,} bp, "
+        f"{defaults.num_beams} beam(s), both strands {defaults.both_strands}, genes >= "
+        f"{defaults.min_coding_length} bp, overlap limit {defaults.gene_overlap_limit} bp"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        records = list(read_fasta(fasta))
+        bp = sum(len(sequence) for _, sequence in records)
+        started = time.perf_counter()
+        prodigal_genes(records)
+        prodigal_bps = bp / (time.perf_counter() - started)
+        started = time.perf_counter()
+        genes, lengths, stats = annotate_genome(model, tokenizer, fasta, defaults, progress=False)
+        model_bps = bp / (time.perf_counter() - started)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        verdict = gt_verdict(genes, lengths, Path(tmp) / "genome.gff3")
+        print(f"\nspeed on {fasta.name} ({bp:,} bp, {len(records)} sequence(s)), defaults:")
         print(
-            f"{size:<8} {name:<22} {on:>12,.0f} {off:>10,.0f} {off / on - 1:>8.1%} {on / prodigal:>12.2e} {valid}"
+            f"  GFF-MoE  {model_bps:>12,.0f} bp/s  ({bp / model_bps:.0f} s; {sum(map(len, genes.values()))} genes, {verdict})"
         )
+        print(f"  pyrodigal {prodigal_bps:>11,.0f} bp/s")
+        print(f"  ratio GFF-MoE / pyrodigal: 1/{prodigal_bps / model_bps:,.0f}; peak RSS {rss:,.0f} MiB")
+
+        region = args.demo_dir / "heldout.fna"
+        reference = read_gff(args.demo_dir / "heldout_reference.gff3").genes_by_seqid
+        region_records = list(read_fasta(region))
+        region_bp = sum(len(s) for _, s in region_records)
+        rows = {}
+        settings = {"defaults": defaults}
+        if not args.no_reference:
+            settings["demo (8 beams)"] = replace(defaults, **DEMO_DECODING)
+        for name, options in settings.items():
+            started = time.perf_counter()
+            genes, lengths, _ = annotate_genome(model, tokenizer, region, options, progress=False)
+            seconds = time.perf_counter() - started
+            rows[name] = (
+                score(reference, genes),
+                region_bp / seconds,
+                gt_verdict(genes, lengths, Path(tmp) / "r.gff3"),
+            )
+        for name, callers in (("Prodigal", prodigal_genes), ("ORF floor", orf_floor_genes)):
+            started = time.perf_counter()
+            genes = callers(region_records)
+            rows[name] = (score(reference, genes), region_bp / (time.perf_counter() - started), "")
+    print(f"\nheld-out region {region} ({region_bp:,} bp), F1 gene 3' / exact / nucleotide:")
+    for name, (scores, bps, verdict) in rows.items():
+        print(f"  {name:<16} {f1s(scores)}   {bps:>12,.0f} bp/s  {verdict}")
+    if "demo (8 beams)" in rows:
+        print(f"  defaults / demo's 8 beams speed: {rows['defaults'][1] / rows['demo (8 beams)'][1]:.1f}x")
     return 0
 
 

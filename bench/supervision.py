@@ -57,19 +57,12 @@ def train_arm(args, name: str, loss_weight: float) -> dict:
     return json.loads((out / "scores.json").read_text())
 
 
-def guided_arm(args, trained: Path, settings: dict) -> dict:
+def guided_arm(args, trained: Path) -> dict:
     """Arm (b)'s model re-annotated with the track in its coordinates, at the demo's decoding settings."""
     gff = args.output_dir / "c_guided.gff3"
     annotate = [sys.executable, str(REPO / "annotate.py"), "--model", str(trained / "model"), "--quiet"]
     annotate += ["--fasta", str(trained / "heldout.fna"), "--out", str(gff), "--taxon", demo.TAXON]
-    annotate += [
-        "--window_size",
-        str(settings["model"]["window_bp"]),
-        "--overlap",
-        str(settings["decoding"]["overlap_bp"]),
-    ]
-    annotate += ["--min_coding_length", str(demo.MIN_CODING_LENGTH), "--num_beams", str(demo.NUM_BEAMS)]
-    annotate += ["--batch_size", "8", "--track_weight", str(args.track_weight)]
+    annotate += ["--num_beams", str(demo.NUM_BEAMS), "--track_weight", str(args.track_weight)]
     print(f"== (c) track-guided decoding: {' '.join(annotate[1:])}", flush=True)
     subprocess.run(annotate, check=True)
     scoring = [sys.executable, "-m", "scoring", "--reference", str(trained / "heldout_reference.gff3")]
@@ -82,7 +75,7 @@ def main(argv=None) -> int:
     print(machine())
     plain = train_arm(args, "a_decoder_loss", 0.0)
     with_track = train_arm(args, "b_track_loss", args.track_loss_weight)
-    guided = guided_arm(args, args.output_dir / "b_track_loss", with_track)
+    guided = guided_arm(args, args.output_dir / "b_track_loss")
     rows = {
         "(a) decoder loss only": plain["scores"]["GFF-MoE"],
         f"(b) + track loss (weight {args.track_loss_weight:g})": with_track["scores"]["GFF-MoE"],

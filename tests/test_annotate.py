@@ -194,11 +194,11 @@ def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
 
 def test_options_resolve_the_taxon_defaults_as_before():
     prokaryotes, plants = AnnotationOptions(), AnnotationOptions("plants")
-    assert (prokaryotes.window_bp, prokaryotes.overlap_bp) == (9000, 1800)
+    assert (prokaryotes.window_bp, prokaryotes.overlap_bp) == (9000, 3000)
     assert (prokaryotes.translation_table, prokaryotes.coding_gene_mode) == (11, True)
     assert (plants.window_bp, plants.overlap_bp, plants.translation_table, plants.coding_gene_mode) == (
         45000,
-        9000,
+        15000,
         1,
         False,
     )
@@ -206,7 +206,7 @@ def test_options_resolve_the_taxon_defaults_as_before():
     given = AnnotationOptions("plants", window_size=600, genetic_code=11, coding_genes=True)
     assert (given.window_bp, given.overlap_bp, given.translation_table, given.coding_gene_mode) == (
         600,
-        120,
+        200,
         11,
         True,
     )
@@ -226,7 +226,7 @@ def test_the_window_defaults_to_the_one_the_model_was_trained_on(tiny_model_dir)
     _, _, stats = annotate_records(
         model, tokenizer, [("c", random_dna(2000, seed=8))], options, progress=False
     )
-    assert stats.windows == len(window_starts(2000, 700, 140))
+    assert stats.windows == len(window_starts(2000, 700, 233))
 
 
 @pytest.mark.parametrize(
