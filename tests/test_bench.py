@@ -1,10 +1,19 @@
 """The model benchmarks still run and print their ratios (tiny sizes, one round: nothing here is timed)."""
 
+import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from genome_io.gff3_writer import write_gff3
+from tests.fixtures.training import tiny_model_dir
+from tokenization.codec import text_to_genes
+from training.synthetic import orf_window
+
+__all__ = ["tiny_model_dir"]  # fixtures used here
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "32", "--layers", "1", "--heads", "2", "--experts", "4", "--repeats", "1"]
@@ -54,3 +63,39 @@ def test_median_times_interleaves_rotates_and_takes_medians(monkeypatch):
     times = _common.median_times({name: lambda name=name: run(name) for name in "ab"}, repeats=3, warmup=1)
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
     assert times == {"a": 2, "b": 7}  # medians: one slow round moves neither
+
+
+def test_annotation_benchmark_times_a_trained_model_at_the_defaults_beside_pyrodigal(
+    tmp_path, tiny_model_dir
+):
+    """bench/annotate.py on a stand-in for `make demo`'s output (the tiny model, a planted-ORF region and
+    its reference): it prints both speeds, their ratio, the peak RSS and F1 beside Prodigal and the floor."""
+    demo = tmp_path / "demo"
+    shutil.copytree(tiny_model_dir, demo / "model")
+    window = orf_window(random.Random(1), "region", 3000, (600, 900))
+    (demo / "heldout.fna").write_text(f">region\n{window['sequence']}\n")
+    genes = [gene.shift(1) for gene in text_to_genes(window["target"]).genes]  # 1-based
+    write_gff3({"region": genes}, {"region": 3000}, demo / "heldout_reference.gff3")
+    genome = tmp_path / "genome.fa"
+    genome.write_text(f">g\n{window['sequence'] * 4}\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/annotate.py",
+            "--demo_dir",
+            str(demo),
+            "--fasta",
+            str(genome),
+            "--no_reference",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.startswith("machine: ") and "ratio GFF-MoE / pyrodigal: 1/" in out and "peak RSS" in out, out
+    assert "12,000 bp" in out and "defaults for this model: 9,000 bp windows overlapping 3,000 bp" in out, out
+    for row in ("defaults", "Prodigal", "ORF floor"):
+        assert any(line.strip().startswith(row) for line in out.splitlines()), out
