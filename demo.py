@@ -704,7 +704,7 @@ def outputs_stage(
                 "runtime_s": round(float(trained.results["train_runtime"]), 1),
                 "train_loss": round(float(trained.results["train_loss"]), 4),
             },
-            "decoding": decoding_settings(setup, args.track_weight),
+            "decoding": decoding_settings(trained.model_dir, args.track_weight),
             "scores": {name: s.as_dict() for name, (s, _) in results.items()},
             "gff3": verdict,
             "timings_s": stages.timings,
@@ -724,12 +724,15 @@ def outputs_stage(
     return summary
 
 
-def decoding_settings(setup: DemoSetup, track_weight: float | None) -> dict:
-    """What annotate.py decoded with: its defaults for the demo's model, but for the beams (and the track
-    weight when given)."""
+def decoding_settings(model_dir: Path, track_weight: float | None) -> dict:
+    """What annotate.py decoded with: its defaults for the demo's model (the window it trained on, from its
+    config.json), but for the beams (and the track weight when given)."""
+    from types import SimpleNamespace
+
     from annotation.annotator import AnnotationOptions
 
-    options = AnnotationOptions(TAXON, window_size=setup.size.window_bp, num_beams=NUM_BEAMS)
+    config = SimpleNamespace(**json.loads((model_dir / "config.json").read_text()))
+    options = AnnotationOptions(TAXON, num_beams=NUM_BEAMS).for_model(config)
     return {
         "window_bp": options.window_bp,
         "overlap_bp": options.overlap_bp,
