@@ -39,9 +39,10 @@ class GffMoeConfig(PreTrainedConfig):
         track_loss_weight (`float`): weight of the per-base gene-structure track loss (the encoder's track head
             classifies every base of the window on both strands, see `tokenization.track`); 0 builds no head.
         initializer_range (`float`): std of the normal initialiser of fresh weights.
-        training_window_bp (`int`, *optional*): the longest window the model was trained on, in bp (train.py
-            records it). Annotation tiles genomes into windows of this length unless told otherwise: a model
-            read windows three times longer than it learned on scores half as well.
+        training_window_bp (`int`, *optional*): the window length the model was trained on, in bp: nine in ten
+            training windows at most this long (train.py records it). Annotation tiles genomes into windows of
+            this length unless told otherwise: a model read in windows three times longer than it learned on
+            scores half as well.
     """
 
     model_type = "gffmoe"

@@ -119,7 +119,7 @@ class AnnotationOptions:
     window_size: int | None = _option(
         None,
         _at_least(1),
-        "bp per window (default: the longest window the model was trained on, else the taxon's limit)",
+        "bp per window (default: the window length the model was trained on, else the taxon's limit)",
     )
     overlap: int | None = _option(
         None,
