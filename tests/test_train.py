@@ -283,6 +283,18 @@ def _train_args(model_dir, dataset_dir, output_dir, *extra):
     ]  # fmt: skip
 
 
+def test_the_recorded_window_is_the_bake_limit_not_a_long_gene_window():
+    import datasets
+
+    lengths = [3000] * 12 + [2100, 1800, 2950] * 2 + [9234]  # one window holds a long gene whole
+    windows = datasets.Dataset.from_dict(
+        {"sequence": ["A" * n for n in lengths], "seqid": ["s"] * len(lengths)}
+    )
+    assert train.typical_window(windows) == 3000
+    assert train.typical_window(windows.select([2, 12, 13])) == 3000  # a selection's own windows
+    assert train.typical_window(windows.select([13])) == 1800
+
+
 def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_path, tiny_checkpoint):
     torch.set_num_threads(1)
     dataset = write_orf_dataset(tmp_path / "data", n_train=16, n_validation=4, length=400)
