@@ -156,6 +156,7 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+CPU_THREADS = 1
 
 
 def model_dtype(name: str, device: str) -> torch.dtype:
@@ -195,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=device,
         help="cpu, cuda or cuda:N (a device this machine has; default: the accelerator accelerate picks, under "
         "`accelerate launch` each process's own GPU, else cpu)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=CPU_THREADS,
+        help=f"torch threads per process on CPU (default {CPU_THREADS}). Decoding is many small operations: "
+        "on 2 cores one thread was as fast as two, and two threads on a machine with one core busy elsewhere "
+        "ran 30x slower (they wait for each other). For more cores, run more processes: accelerate launch",
     )
     parser.add_argument(
         "--dtype",
@@ -268,6 +277,8 @@ def annotate(argv=None) -> None:
         print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
     device_name = args.device or str(state.device)
     dtype = model_dtype(args.dtype, device_name)
+    if device_name == "cpu":
+        torch.set_num_threads(args.threads)
     model, tokenizer = load_model(args.model, device_name, args.trust_remote_code, dtype)
     if args.track and not hasattr(model, "track_head"):
         raise InputError(

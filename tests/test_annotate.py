@@ -334,9 +334,18 @@ def test_track_weight_guides_the_coordinates_of_a_model_with_a_track_head(
                     check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
     assert scored[0] == 0 and scored[1] > 0  # the evidence is read only when it weighs something
 
-    # The track as a person can look at it: coding probability per base and strand, as bedGraph.
+    # The track as a person can look at it: coding probability per base and strand, as bedGraph. (And the
+    # torch threads on CPU are annotate.py's to set: one by default, --threads N.)
     track = tmp_path / "coding.bedgraph"
-    assert annotate.main([*argv, "--out", str(tmp_path / "p.gff3"), "--track", str(track)]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert (
+            annotate.main([*argv, "--out", str(tmp_path / "p.gff3"), "--track", str(track), "--threads", "3"])
+            == 0
+        )
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
     sections = track.read_text().split("track type=bedGraph")[1:]
     assert [s.splitlines()[0] for s in sections] == [
         ' name="GFF-MoE coding probability +"',
