@@ -61,10 +61,8 @@ DDP_STEP_OVERHEAD = 1.5
 LEARNING_RATE = 1.5e-3
 # With setup from a fresh clone (~2 min) and annotating both strands (~1.5 min), 15 minutes in all on 2 cores.
 TRAIN_MINUTES = 9.0
-# Annotation runs at annotate.py's defaults (the window the model trained on, genes >= 300 bp, ...) but for
-# beam search: 8 beams gave +0.08 gene 3' F1 and +0.08 exact F1 over greedy decoding on the held-out region,
-# for 3.5x the decoding time (bench/annotate.py prints both).
-NUM_BEAMS = 8
+# Annotation runs at annotate.py's defaults for the demo's model (the window it trained on, greedy, both
+# strands, genes >= 300 bp): 8 beams were 3x slower and no better over two demo models (bench/annotate.py).
 # Nine minutes of training underfit: dropout (DNABERT-2's 0.1) only slows learning, and takes ~8 % of a step.
 DROPOUT = 0.0
 HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
@@ -627,7 +625,7 @@ def annotate_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome, mod
             "annotate",
             python(
                 "annotate.py", "--model", model_dir, "--fasta", genome.heldout_fasta, "--out", prediction_gff,
-                "--taxon", TAXON, "--device", "cpu", "--quiet", "--num_beams", NUM_BEAMS,
+                "--taxon", TAXON, "--device", "cpu", "--quiet",
                 *(["--track_weight", args.track_weight] if args.track_weight is not None else []),
             ),
             show_last=2,
@@ -726,13 +724,13 @@ def outputs_stage(
 
 def decoding_settings(model_dir: Path, track_weight: float | None) -> dict:
     """What annotate.py decoded with: its defaults for the demo's model (the window it trained on, from its
-    config.json), but for the beams (and the track weight when given)."""
+    config.json; the track weight when given)."""
     from types import SimpleNamespace
 
     from annotation.annotator import AnnotationOptions
 
     config = SimpleNamespace(**json.loads((model_dir / "config.json").read_text()))
-    options = AnnotationOptions(TAXON, num_beams=NUM_BEAMS).for_model(config)
+    options = AnnotationOptions(TAXON).for_model(config)
     return {
         "window_bp": options.window_bp,
         "overlap_bp": options.overlap_bp,

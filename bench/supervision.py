@@ -62,7 +62,7 @@ def guided_arm(args, trained: Path) -> dict:
     gff = args.output_dir / "c_guided.gff3"
     annotate = [sys.executable, str(REPO / "annotate.py"), "--model", str(trained / "model"), "--quiet"]
     annotate += ["--fasta", str(trained / "heldout.fna"), "--out", str(gff), "--taxon", demo.TAXON]
-    annotate += ["--num_beams", str(demo.NUM_BEAMS), "--track_weight", str(args.track_weight)]
+    annotate += ["--track_weight", str(args.track_weight)]
     print(f"== (c) track-guided decoding: {' '.join(annotate[1:])}", flush=True)
     subprocess.run(annotate, check=True)
     scoring = [sys.executable, "-m", "scoring", "--reference", str(trained / "heldout_reference.gff3")]
