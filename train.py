@@ -207,7 +207,7 @@ def train(
     trainer = get_trainer(model, tokenizer, data, training_args, config.coordinate_scheme, callbacks)
     maybe_train(trainer, training_args)
     metrics = maybe_evaluate(trainer)
-    save_outputs(trainer, model_args, data_args, training_args, config, metrics)
+    save_outputs(trainer, model_args, data_args, training_args, metrics)
     return metrics
 
 
@@ -325,7 +325,7 @@ def maybe_evaluate(trainer) -> dict:
     return metrics
 
 
-def save_outputs(trainer, model_args, data_args, training_args, config, metrics: dict) -> None:
+def save_outputs(trainer, model_args, data_args, training_args, metrics: dict) -> None:
     """The Hub-ready output directory: weights, tokenizer, state, the pipeline's code and the model card."""
     from training.model_card import write_model_card
 
@@ -341,7 +341,7 @@ def save_outputs(trainer, model_args, data_args, training_args, config, metrics:
             datasets=data_args.dataset_config,
             dataset_dir=data_args.dataset_dir,
             metrics=metrics,
-            config=config,
+            config=trainer.model.config,  # as saved: with the window it trained on
             training_args=training_args,
         )
     if training_args.push_to_hub:

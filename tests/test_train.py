@@ -327,7 +327,8 @@ def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(config["auto_map"])
-    assert config["training_window_bp"] == 400  # annotation's default window
+    assert config["training_window_bp"] == 400  # annotation's default window, and the card's
+    assert "(window 400 bp;" in (out / "README.md").read_text()
     front_matter = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert front_matter["library_name"] == "transformers" and front_matter["pipeline_tag"]
     assert {"genomics", "gene-annotation", "gff3", "dnabert-2", "mixture-of-experts"} <= set(

@@ -105,7 +105,11 @@ def write_model_card(
         "version": tomllib.loads(PYPROJECT.read_text())["project"]["version"],
         "taxa": list(datasets),
         "genetic_code": {taxon: GENETIC_CODES.get(taxon, 1) for taxon in datasets},
-        "window_bp": {taxon: TAXA[taxon][0] for taxon in datasets if taxon in TAXA},
+        "window_bp": {
+            taxon: getattr(config, "training_window_bp", None) or TAXA[taxon][0]
+            for taxon in datasets
+            if taxon in TAXA
+        },
         **training_facts(dataset_dir, datasets),
         "softmasking": False,  # every reader upper-cases DNA: lower-case repeat masking is not seen
         "architecture": architecture(config),
