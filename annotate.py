@@ -3,8 +3,8 @@
     python annotate.py --model DIR_OR_HUB_ID --fasta genome.fa[.gz] --out pred.gff3 [--taxon prokaryotes]
     accelerate launch --num_processes N annotate.py ...   # N processes (GPUs) share the windows
 
-Contigs are streamed and tiled into windows at the taxon's length limit (the dataset's own table) with
-overlap; windows are annotated in batches (across contigs) by `generate` (cached decoding, optionally beam
+Contigs are streamed and tiled into windows of the length the model was trained on (else the taxon's
+limit) with overlap; the taxon, unless given, is the one the model was trained on; windows are annotated in batches (across contigs) by `generate` (cached decoding, optionally beam
 search) under the biology constraints (`annotation.constraints`), each window read both as given and as its
 reverse complement (`--no_both_strands`: once); the windows' genes are stitched back into one annotation
 per contig (`annotation.windows`) and written as GFF3 as each contig is done, each gene scored by the mean
@@ -284,12 +284,15 @@ def annotate(argv=None) -> None:
         raise InputError(
             args.model, None, "has no track head (trained without --track_loss_weight): no --track"
         )
+    options = args.options.for_model(model.config)
+    if state.is_main_process:
+        print(settings_line(options), file=sys.stderr)
     stats = AnnotationStats()
     contigs = annotate_contigs(
         model,
         tokenizer,
         read_fasta(args.fasta),
-        args.options,
+        options,
         stats,
         hints=hints,
         progress=not args.quiet,
@@ -305,6 +308,20 @@ def annotate(argv=None) -> None:
         write_bedgraph(args.track, coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"])
     print(stats.summary() + (f"; {state.num_processes} processes" if state.num_processes > 1 else ""))
     print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
+
+
+def settings_line(options: AnnotationOptions) -> str:
+    """What the run decodes with, the model's defaults resolved: one line for the log."""
+    strands = "both strands" if options.both_strands else "one strand"
+    return (
+        f"annotating as {options.taxon_name}: {options.window_bp:,} bp windows overlapping {options.overlap_bp:,} "
+        f"bp, {options.num_beams} beam(s), {strands}, genetic code {options.translation_table}"
+        + (
+            f", coding genes snapped to ORFs of >= {options.min_coding_length} bp"
+            if options.coding_gene_mode and options.constraints
+            else ""
+        )
+    )
 
 
 def gff3_stream(

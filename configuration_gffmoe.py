@@ -43,6 +43,8 @@ class GffMoeConfig(PreTrainedConfig):
             training windows at most this long (train.py records it). Annotation tiles genomes into windows of
             this length unless told otherwise: a model read in windows three times longer than it learned on
             scores half as well.
+        training_taxa (`list[str]`, *optional*): the taxa (dataset configs) it was trained on (train.py records
+            them); annotation takes the taxon's genetic code and modes from a model trained on one.
     """
 
     model_type = "gffmoe"
@@ -73,6 +75,7 @@ class GffMoeConfig(PreTrainedConfig):
         track_loss_weight: float = 0.0,
         initializer_range: float = 0.02,
         training_window_bp: int | None = None,
+        training_taxa: list[str] | None = None,
         use_cache: bool = True,
         pad_token_id: int | None = 3,
         bos_token_id: int | None = 1,
@@ -118,6 +121,7 @@ class GffMoeConfig(PreTrainedConfig):
         self.track_loss_weight = track_loss_weight
         self.initializer_range = initializer_range
         self.training_window_bp = training_window_bp
+        self.training_taxa = training_taxa
         self.use_cache = use_cache
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id

@@ -62,6 +62,7 @@ from .windows import (
 )
 
 GENETIC_CODES = {"prokaryotes": 11}  # every other taxon: the standard code 1
+DEFAULT_TAXON = "prokaryotes"  # for a model that does not say what it was trained on
 # Of the window: genes up to this long are always seen whole by some window. A fifth left the demo's many
 # 1-3 kb genes cut in every 3 kb window; a half read each base twice for no better score than a third.
 OVERLAP_FRACTION = 1 / 3
@@ -115,7 +116,12 @@ class AnnotationOptions:
     taxon's default (resolved by `window_bp`, `overlap_bp`, `translation_table`, `coding_gene_mode`). A bad
     value is refused when the options are built (`OptionError`)."""
 
-    taxon: str = _option("prokaryotes", _TAXON, "sets window size and genetic code")
+    taxon: str | None = _option(
+        None,
+        _TAXON,
+        f"sets window size, genetic code and coding-gene mode (default: the taxon the model was trained on, "
+        f"when it was one, else {DEFAULT_TAXON})",
+    )
     window_size: int | None = _option(
         None,
         _at_least(1),
@@ -172,14 +178,24 @@ class AnnotationOptions:
             )
 
     def for_model(self, config) -> AnnotationOptions:
-        """These options, the window left to its default set to the model's training window (its config's
-        `training_window_bp`, which train.py records) where the model has one."""
-        trained = getattr(config, "training_window_bp", None)
-        return replace(self, window_size=trained) if self.window_size is None and trained else self
+        """These options, with what was left to its default taken from the model where it says: the taxon it
+        was trained on (its config's `training_taxa`, when one) and its training window (`training_window_bp`);
+        both recorded by train.py."""
+        taxa = getattr(config, "training_taxa", None) or []
+        window = getattr(config, "training_window_bp", None)
+        given = {
+            "taxon": self.taxon or (taxa[0] if len(taxa) == 1 else None),
+            "window_size": self.window_size or window,
+        }
+        return replace(self, **given)
+
+    @property
+    def taxon_name(self) -> str:
+        return self.taxon or DEFAULT_TAXON
 
     @property
     def window_bp(self) -> int:
-        return self.window_size or TAXA[self.taxon][0]
+        return self.window_size or TAXA[self.taxon_name][0]
 
     @property
     def overlap_bp(self) -> int:
@@ -187,7 +203,7 @@ class AnnotationOptions:
 
     @property
     def translation_table(self) -> int:
-        return self.genetic_code or GENETIC_CODES.get(self.taxon, 1)
+        return self.genetic_code or GENETIC_CODES.get(self.taxon_name, 1)
 
     @property
     def gene_overlap_limit(self) -> int | None:
@@ -198,7 +214,7 @@ class AnnotationOptions:
     @property
     def coding_gene_mode(self) -> bool:
         """Whether `<gene>` spans are snapped to ORFs: by default for prokaryotes, whose genes are single ORFs."""
-        return self.taxon == "prokaryotes" if self.coding_genes is None else self.coding_genes
+        return self.taxon_name == "prokaryotes" if self.coding_genes is None else self.coding_genes
 
 
 @dataclass

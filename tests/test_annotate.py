@@ -202,7 +202,8 @@ def test_options_resolve_the_taxon_defaults_as_before():
         1,
         False,
     )
-    assert replace(plants, taxon="prokaryotes") == prokaryotes  # None stays "the taxon's default"
+    assert replace(plants, taxon=None) == prokaryotes  # None stays "the taxon's default"
+    assert (prokaryotes.taxon, prokaryotes.taxon_name) == (None, "prokaryotes")
     given = AnnotationOptions("plants", window_size=600, genetic_code=11, coding_genes=True)
     assert (given.window_bp, given.overlap_bp, given.translation_table, given.coding_gene_mode) == (
         600,
@@ -217,6 +218,20 @@ def test_the_window_defaults_to_the_one_the_model_was_trained_on(tiny_model_dir)
     assert AnnotationOptions().for_model(trained).window_bp == 700
     assert AnnotationOptions(window_size=900).for_model(trained).window_bp == 900  # given: kept
     assert AnnotationOptions().for_model(SimpleNamespace()).window_bp == 9000  # an older model: the taxon's
+    # The taxon the model was trained on, when it was one, sets the genetic code and modes; a given one wins.
+    yeast = AnnotationOptions().for_model(SimpleNamespace(training_taxa=["unicellular"]))
+    assert (yeast.taxon, yeast.translation_table, yeast.coding_gene_mode, yeast.window_bp) == (
+        "unicellular",
+        1,
+        False,
+        22_500,
+    )
+    mixed = SimpleNamespace(training_taxa=["plants", "unicellular"])
+    assert AnnotationOptions().for_model(mixed).taxon_name == "prokaryotes"
+    assert (
+        AnnotationOptions("plants").for_model(SimpleNamespace(training_taxa=["unicellular"])).taxon
+        == "plants"
+    )
     with pytest.raises(OptionError, match="overlap: 800 bp must be below the window size \\(700 bp\\)"):
         AnnotationOptions(overlap=800).for_model(trained)
     # End to end: annotation tiles at the model's window.
@@ -394,6 +409,7 @@ def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small
         assert annotate.main([*argv, "--hints", str(hints)]) == 0
     captured = capsys.readouterr()
     assert "hints: 2 genes in file; 2 kept" in captured.err and "1 hints unreadable" in captured.out
+    assert "annotating as prokaryotes: 600 bp windows overlapping 150 bp, 1 beam(s), both strands, genetic code 11, coding genes snapped to ORFs of >= 300 bp" in captured.err  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     hint = read_gff(hints).genes_by_seqid["ctg1"][0].shift(-1)  # window 0 starts at the contig's first base
     expected = tokens_to_ids(tokenizer, ["[HIT]", *encode([hint], NumberCoordinates()), "[SEP]"])

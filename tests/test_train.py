@@ -328,6 +328,7 @@ def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_
     config = json.loads((out / "config.json").read_text())
     assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(config["auto_map"])
     assert config["training_window_bp"] == 400  # annotation's default window, and the card's
+    assert config["training_taxa"] == ["prokaryotes"]  # annotation's default taxon
     assert "(window 400 bp;" in (out / "README.md").read_text()
     front_matter = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert front_matter["library_name"] == "transformers" and front_matter["pipeline_tag"]
