@@ -441,10 +441,11 @@ class TestQuietAndInterrupt:
     def test_quiet_hides_the_weight_loading_bar(self, model_dir, fasta, tmp_path, capsys):
         argv = ["--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "o.gff3")]
         assert annotate.main([*argv, "--quiet", "--max_new_tokens", "4", "--window_size", "700"]) == 0
-        # Only the one-line note of which code loads the model: no weight-loading or annotation bar.
-        assert capsys.readouterr().err.splitlines() == [
-            f"{model_dir}: the model's code is this GFF-MoE's own; none of it is run"
-        ]
+        # Only the notes of which code loads the model and what it decodes with: no weight-loading or
+        # annotation bar.
+        notes = capsys.readouterr().err.splitlines()
+        assert notes[0] == f"{model_dir}: the model's code is this GFF-MoE's own; none of it is run"
+        assert len(notes) == 2 and notes[1].startswith("annotating as prokaryotes: 700 bp windows")
 
     def test_ctrl_c_is_one_line_and_status_130_in_every_command(self):
         """Each CLI's `__main__` block, interrupted where it parses its arguments."""
