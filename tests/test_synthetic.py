@@ -3,8 +3,8 @@ multi-exon coding gene (1-4 canonical GT..AG introns of varied length, the frame
 strand), checked as biology and through the codec.
 
 The genes carry the signals of real ones (splice-site consensus, Kozak context, codon usage): with bare
-GT..AG introns in random DNA another GT..AG a few codons away, or an in-frame ATG upstream, usually gives an
-equally likely coding chain, and a first sizing of the probe (hidden 96, 2+2 layers, 1.5 kbp windows, 900
+GT..AG introns in random DNA another canonical splice site a few codons away almost always gives another valid
+coding chain, about as likely as the planted one, and a first sizing of the probe (hidden 96, 2+2 layers, 1.5 kbp windows, 900
 steps in 7 minutes on one thread) wrote 0 of 200 chains exactly. The probe itself is tests/test_intron_probe.py."""
 
 from __future__ import annotations
