@@ -4,15 +4,17 @@
     accelerate launch --num_processes N annotate.py ...   # N processes (GPUs) share the windows
 
 Contigs are streamed and tiled into windows of the length the model was trained on (else the taxon's
-limit) with overlap; the taxon, unless given, is the one the model was trained on; windows are annotated in batches (across contigs) by `generate` (cached decoding, optionally beam
-search) under the biology constraints (`annotation.constraints`), each window read both as given and as its
-reverse complement (`--no_both_strands`: once); the windows' genes are stitched back into one annotation
-per contig (`annotation.windows`) and written as GFF3 as each contig is done, each gene scored by the mean
+limit) with overlap (the taxon, unless given, is the one the model was trained on); windows are annotated
+in batches (across contigs) by `generate` (cached decoding, optionally beam search) under the biology
+constraints (`annotation.constraints`), each window read both as given and as its reverse complement
+(`--no_both_strands`: once); the windows' genes are stitched back into one annotation per contig
+(`annotation.windows`) and written as GFF3 as each contig is done, each gene scored by the mean
 log-probability of its tokens. Memory holds the batches in flight and their contigs, not the genome; the
 output appears, complete, only at the end. Under `accelerate launch` the processes decode whole batches in
-turn and the first one writes the one GFF3, the same as one process writes. `--hints evidence.gff3` gives the encoder of each window the evidence genes
-it overlaps (`[HIT]` records after the DNA), as AUGUSTUS reads hints. Library entry point:
-`annotate_genome` (from `annotation.annotator`, shared with the transformers pipeline in pipeline_gffmoe.py).
+turn and the first one writes the one GFF3, the same as one process writes. `--hints evidence.gff3` gives
+the encoder of each window the evidence genes it overlaps (`[HIT]` records after the DNA), as AUGUSTUS
+reads hints. Library entry point: `annotate_genome` (from `annotation.annotator`, shared with the
+transformers pipeline in pipeline_gffmoe.py).
 """
 
 from __future__ import annotations

@@ -113,8 +113,9 @@ def _option(default, rule: _Rule, help: str):
 class AnnotationOptions:
     """How to annotate, in one place: each option's default, rule and help (annotate.py builds its flags from
     them), read by the `gff-annotation` pipeline, `annotate_records` and `WindowAnnotator`. None means the
-    taxon's default (resolved by `window_bp`, `overlap_bp`, `translation_table`, `coding_gene_mode`). A bad
-    value is refused when the options are built (`OptionError`)."""
+    model's or the taxon's default (`for_model` fills in what the model records; `window_bp`, `overlap_bp`,
+    `translation_table`, `coding_gene_mode` resolve the rest). A bad value is refused when the options are
+    built (`OptionError`)."""
 
     taxon: str | None = _option(
         None,
