@@ -204,10 +204,8 @@ def train(
     data = get_data(data_args, training_args, tokenizer, config.coordinate_scheme)
     model = get_model(model_args, data_args, training_args)
     # Annotation's defaults, saved with the model: the window it trained on, and its taxon.
-    model.config.training_window_bp, model.config.training_taxa = (
-        data.window_bp,
-        list(data_args.dataset_config),
-    )
+    model.config.training_window_bp = data.window_bp
+    model.config.training_taxa = list(data_args.dataset_config)
     trainer = get_trainer(model, tokenizer, data, training_args, config.coordinate_scheme, callbacks)
     maybe_train(trainer, training_args)
     metrics = maybe_evaluate(trainer)
