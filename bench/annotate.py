@@ -122,9 +122,9 @@ def main(argv=None) -> int:
                 region_bp / seconds,
                 gt_verdict(genes, lengths, Path(tmp) / "r.gff3"),
             )
-        for name, callers in (("Prodigal", prodigal_genes), ("ORF floor", orf_floor_genes)):
+        for name, caller in (("Prodigal", prodigal_genes), ("ORF floor", orf_floor_genes)):
             started = time.perf_counter()
-            genes = callers(region_records)
+            genes = caller(region_records)
             rows[name] = (score(reference, genes), region_bp / (time.perf_counter() - started), "")
     print(f"\nheld-out region {region} ({region_bp:,} bp), F1 gene 3' / exact / nucleotide:")
     for name, (scores, bps, verdict) in rows.items():

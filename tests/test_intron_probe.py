@@ -24,14 +24,12 @@ import time
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+import annotate
 import train
 from annotation.annotator import AnnotationOptions, annotate_records
-from tests.fixtures.genomes import random_dna
-from tests.fixtures.training import make_model
+from tests.fixtures.training import make_model, make_tokenizer, probe_training_args
 from tokenization.codec import text_to_genes
-from tokenization.tokenizer import extend_tokenizer, train_dna_bpe
 from training.synthetic import spliced_gene_window, write_windows
 
 TRAIN_WINDOWS, HELD_OUT_WINDOWS, WINDOW_BP = 16000, 200, 600
@@ -49,9 +47,7 @@ def cds_chain(gene, shift: int = 0) -> tuple:
 def test_planted_spliced_genes_are_written_exactly(tmp_path):
     torch.set_num_threads(1)
     started = time.perf_counter()
-    tokenizer = train_dna_bpe(sequences=[random_dna(300_000, seed=21)], vocab_size=256)
-    extend_tokenizer(tokenizer)
-    tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
+    make_tokenizer(tmp_path / "tokenizer", vocab_size=256, seed=21, dna_bp=300_000)
     model = make_model(
         tmp_path / "model", tmp_path / "tokenizer", scheme="pointer", num_experts=2, top_k=1, decoder_layers=1,
         max_length=48, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
@@ -63,47 +59,25 @@ def test_planted_spliced_genes_are_written_exactly(tmp_path):
     dataset = write_windows(tmp_path / "data", "unicellular", {"train": train_rows})
     train.train(
         *train.parse_args(
-            [
-                "--model_name_or_path",
-                str(model),
-                "--dataset_dir",
-                str(dataset),
+            probe_training_args(
+                model,
+                dataset,
+                tmp_path / "run",
+                TRAINING_STEPS,
+                TRAINING_BUDGET_S,
+                16,
                 "--dataset_config",
                 "unicellular",
-                "--output_dir",
-                str(tmp_path / "run"),
-                "--max_steps",
-                str(TRAINING_STEPS),
-                "--max_train_seconds",
-                str(TRAINING_BUDGET_S),
-                "--per_device_train_batch_size",
-                "16",
-                "--learning_rate",
-                "3e-3",
                 "--warmup_steps",
                 "50",
-                "--lr_scheduler_type",
-                "cosine",
-                "--weight_decay",
-                "0.01",
-                "--save_strategy",
-                "no",
                 "--logging_steps",
                 "100",
-                "--report_to",
-                "none",
-                "--use_cpu",
-                "--seed",
-                "0",
-                "--disable_tqdm",
-                "true",
-            ]
-        )  # fmt: skip
+            )  # fmt: skip
+        )
     )
     trained = time.perf_counter()
     steps = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["global_step"]
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "run"), trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "run"), trust_remote_code=True)
+    model, tokenizer = annotate.load_model(str(tmp_path / "run"))  # as annotate.py loads a trained model
     # Beams ranked by their whole log-probability: length-normalised (generate's default), a beam that the
     # token budget cut while it looped (after the constraints refused `<cds_all>` to a wrong chain) outranks
     # the right chain. Both strands are read (the default); 32 tokens hold a 4-intron gene.

@@ -17,9 +17,7 @@ import pytest
 import torch
 
 import train
-from tests.fixtures.genomes import random_dna
-from tests.fixtures.training import make_model
-from tokenization.tokenizer import extend_tokenizer, train_dna_bpe
+from tests.fixtures.training import make_model, make_tokenizer, probe_training_args
 from training.synthetic import marker_window, write_windows
 
 TRAIN_WINDOWS, HELD_OUT_WINDOWS, WINDOW_BP = 8000, 200, 1000
@@ -30,9 +28,7 @@ TRAINING_STEPS, TRAINING_BUDGET_S = 1000, 450
 def test_planted_marker_coordinates_are_learned_exactly(tmp_path):
     torch.set_num_threads(1)
     started = time.perf_counter()
-    tokenizer = train_dna_bpe(sequences=[random_dna(300_000, seed=21)], vocab_size=4096)
-    extend_tokenizer(tokenizer)
-    tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
+    make_tokenizer(tmp_path / "tokenizer", vocab_size=4096, seed=21, dna_bp=300_000)
     model = make_model(
         tmp_path / "model", tmp_path / "tokenizer", scheme="pointer", num_experts=2, top_k=1, decoder_layers=1,
         max_length=16, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
@@ -48,44 +44,23 @@ def test_planted_marker_coordinates_are_learned_exactly(tmp_path):
     )
     metrics = train.train(
         *train.parse_args(
-            [
-                "--model_name_or_path",
-                str(model),
-                "--dataset_dir",
-                str(dataset),
-                "--output_dir",
-                str(tmp_path / "run"),
-                "--max_steps",
-                str(TRAINING_STEPS),
-                "--max_train_seconds",
-                str(TRAINING_BUDGET_S),
-                "--per_device_train_batch_size",
-                "32",
+            probe_training_args(
+                model,
+                dataset,
+                tmp_path / "run",
+                TRAINING_STEPS,
+                TRAINING_BUDGET_S,
+                32,
                 "--per_device_eval_batch_size",
                 "50",
-                "--learning_rate",
-                "3e-3",
                 "--warmup_steps",
                 "30",
-                "--lr_scheduler_type",
-                "cosine",
-                "--weight_decay",
-                "0.01",
-                "--save_strategy",
-                "no",
                 "--logging_steps",
                 "50",
                 "--generation_max_length",
                 "16",
-                "--report_to",
-                "none",
-                "--use_cpu",
-                "--seed",
-                "0",
-                "--disable_tqdm",
-                "true",
-            ]
-        )  # fmt: skip
+            )  # fmt: skip
+        )
     )
     elapsed = time.perf_counter() - started
     print(f"marker probe: {metrics} in {elapsed:.0f} s")
