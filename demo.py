@@ -13,7 +13,8 @@ runs the command a user runs at scale (printed as it goes, its output logged und
     4. train       accelerate launch --config_file accelerate_configs/cpu_ddp.yaml train.py ...
     5. annotate    python annotate.py --model OUTPUT_DIR/model --fasta HELDOUT.fna ... (constrained decoding)
     6. score       against the held-out labels, beside Prodigal and the ORF floor
-    7. outputs     GFF3 checked with `gt gff3validator`, scores.json, a genome-track PNG
+    7. outputs     GFF3 checked with `gt gff3validator`, scores.json, a genome-track PNG (with --track_loss_weight:
+                   the model's coding probability as bedGraph and as a lane of the PNG)
 
 The default genome is Corynebacterium diphtheriae NCTC11397, shipped inside pyrodigal's test data. It has
 no curated annotation there, so its labels are Prodigal's own gene calls ("silver" labels).
@@ -67,6 +68,7 @@ TRAIN_MINUTES = 9.0
 DROPOUT = 0.0
 HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
 TAXON = "prokaryotes"
+CODING_TRACK = "coding.bedgraph"  # with a track head: annotate.py --track, drawn as a lane of the PNG
 # train.py's progress lines (training/callbacks.py TrainingProgressCallback), shown while the demo trains.
 PROGRESS_LINE = re.compile(r"step \d+/\d+ ")
 
@@ -627,6 +629,7 @@ def annotate_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome, mod
                 "annotate.py", "--model", model_dir, "--fasta", genome.heldout_fasta, "--out", prediction_gff,
                 "--taxon", TAXON, "--device", "cpu", "--quiet",
                 *(["--track_weight", args.track_weight] if args.track_weight is not None else []),
+                *(["--track", setup.out / CODING_TRACK] if args.track_loss_weight else []),
             ),
             show_last=2,
         )  # fmt: skip
@@ -668,9 +671,11 @@ def outputs_stage(
 ) -> dict:
     args, out, held_out, silver = setup.args, setup.out, genome.held_out, setup.silver
     with stages.stage("outputs", f"Write the outputs to {_shown(out)}"):
+        from genome_io.bedgraph import read_bedgraph
         from genome_io.plot import plot_gene_tracks
 
         verdict = validate_gff3(prediction_gff)
+        coding_track = out / CODING_TRACK if args.track_loss_weight else None
         plot = plot_gene_tracks(
             {"reference": held_out.genes, **{name: genes for name, (_, genes) in results.items()}},
             len(held_out.sequence),
@@ -678,6 +683,9 @@ def outputs_stage(
             title=f"{held_out.seqid}:{held_out.start:,}-{held_out.end:,} (held out)"
             + (" - reference = Prodigal's calls (silver)" if silver else ""),
             offset=held_out.start - 1,
+            coding=read_bedgraph(coding_track, {held_out.seqid: len(held_out.sequence)})[held_out.seqid]
+            if coding_track
+            else None,
         )
         summary = {
             "genome": str(args.fasta or setup.genome_name),
@@ -716,7 +724,15 @@ def outputs_stage(
             (prediction_gff, f"annotation of the held-out region, {verdict}"),
             (genome.reference_gff, "held-out labels" + (" (Prodigal's)" if silver else "")),
             (out / "scores.json", "scores of every predictor at every level, and the timings"),
-            (plot, "genome tracks: reference vs predictions"),
+            (
+                plot,
+                "genome tracks: reference vs predictions" + (", coding probability" if coding_track else ""),
+            ),
+            *(
+                [(coding_track, "the model's per-base coding probability, both strands (bedGraph)")]
+                if coding_track
+                else []
+            ),
         ]:
             print(f"      {_shown(path):<40} {what}")
     return summary

@@ -3,17 +3,21 @@
 The first track is the reference; genes of the other tracks are coloured by how they match it
 (the prokaryote conventions of `scoring`): exact (same strand, start and stop), 3' only (same strand
 and stop), or not in the reference. Forward-strand genes point right above the track's midline,
-reverse-strand genes point left below it. Long sequences are drawn as several stacked panels.
+reverse-strand genes point left below it. Given a model's per-base coding probability (annotate.py
+--track), a last lane draws it per strand the same way: + above the midline, - below. Long sequences are
+drawn as several stacked panels.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only: no display needed
 
@@ -24,6 +28,9 @@ from core.features import Gene  # noqa: E402
 
 COLOURS = {"reference": "#4c72b0", "exact": "#55a868", "3' only": "#dd8452", "not in reference": "#c44e52"}
 TRACK_HEIGHT = 0.8  # of one track row; each strand gets half of it
+CODING_LANE = "coding probability"
+CODING_COLOUR = "#8172b3"
+CODING_BINS = 1000  # per panel: the lane shows each bin's mean
 
 
 def _stop(gene: Gene) -> int:
@@ -48,12 +55,14 @@ def plot_gene_tracks(
     title: str = "",
     offset: int = 0,
     panel_bp: int = 50_000,  # about; panels are equal and cover the sequence exactly
+    coding: np.ndarray | None = None,
 ) -> Path:
     """Draw `tracks` (name -> 1-based genes; the first is the reference) over 1..length into a PNG.
 
-    `offset` is added to the axis labels (the sequence's position on a longer one).
+    `offset` is added to the axis labels (the sequence's position on a longer one). `coding` ([length, 2],
+    + and - strand, NaN where unknown) adds the coding-probability lane under the genes.
     """
-    names = list(tracks)
+    names = list(tracks) + ([CODING_LANE] if coding is not None else [])
     reference = tracks[names[0]]
     panels = max(1, round(length / panel_bp))
     panel_bp = math.ceil(length / panels)  # equal panels that end with the sequence
@@ -69,6 +78,9 @@ def plot_gene_tracks(
         for row, name in enumerate(names):
             y = len(names) - 1 - row
             axis.axhline(y, color="#bbbbbb", linewidth=0.5)
+            if name == CODING_LANE:
+                _draw_coding(axis, coding[lo - 1 : hi], lo + offset, y)
+                continue
             for gene in tracks[name]:
                 if gene.end < lo or gene.start > hi:
                     continue
@@ -117,3 +129,16 @@ def _draw_gene(axis, gene: Gene, y: float, colour: str, offset: int) -> None:
             linewidth=0,
         )
     )
+
+
+def _draw_coding(axis, coding: np.ndarray, first: int, y: float) -> None:
+    """Per-strand coding probability of the bases from position `first` on, as bin means: + filled up from
+    the midline, - down."""
+    bins = np.array_split(np.arange(len(coding)), min(CODING_BINS, len(coding)))
+    x = [first + part[0] for part in bins]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of a bin that no window read is NaN
+        means = np.array([np.nanmean(coding[part], axis=0) for part in bins])
+    height = TRACK_HEIGHT / 2
+    axis.fill_between(x, y, y + height * means[:, 0], step="post", color=CODING_COLOUR, linewidth=0)
+    axis.fill_between(x, y, y - height * means[:, 1], step="post", color=CODING_COLOUR, linewidth=0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from genome_io.bedgraph import bedgraph_lines
+from core.errors import InputError
+from genome_io.bedgraph import bedgraph_lines, read_bedgraph, write_bedgraph
 
 
 def test_runs_are_zero_based_half_open_one_line_each_and_gaps_are_left_out():
@@ -21,3 +23,19 @@ def test_runs_are_zero_based_half_open_one_line_each_and_gaps_are_left_out():
         "ctg1\t4\t5\t0.50\n",
         "b\t0\t1\t0.25\n",
     ]
+
+
+def test_what_is_written_reads_back_per_base_and_a_bad_line_names_file_and_line(tmp_path):
+    values = np.array([[0.1, 0.0], [0.1, 0.0], [0.9, np.nan], [np.nan, np.nan], [0.9, 0.5]])
+    write_bedgraph(tmp_path / "t.bedgraph.gz", {"ctg1": values, "b": np.array([[1.0, 0.25]])}, ["+", "-"])
+    tracks = read_bedgraph(tmp_path / "t.bedgraph.gz", {"ctg1": 5, "b": 1, "empty": 3})
+    np.testing.assert_array_equal(tracks["ctg1"], values)
+    np.testing.assert_array_equal(tracks["b"], [[1.0, 0.25]])
+    assert np.isnan(tracks["empty"]).all() and tracks["empty"].shape == (3, 2)
+    bad = tmp_path / "bad.bedgraph"
+    bad.write_text('track type=bedGraph name="+"\nctg1\t0\t9\t0.5\n')
+    with pytest.raises(InputError, match=r"bad.bedgraph:2: a value outside a track section or its sequence"):
+        read_bedgraph(bad, {"ctg1": 5})
+    bad.write_text('track type=bedGraph name="+"\nctg1\t0\tx\t0.5\n')
+    with pytest.raises(InputError, match=r"bad.bedgraph:2: expected: seqid start end value"):
+        read_bedgraph(bad, {"ctg1": 5})

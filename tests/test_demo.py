@@ -9,13 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
 import demo
 from dataset_builder.windows import GeneClusters
 from genome_io.baselines import coding_gene
-from genome_io.fasta import read_fasta
+from genome_io.bedgraph import read_bedgraph
+from genome_io.fasta import fasta_lengths, read_fasta
 from genome_io.gff import read_gff
 from genome_io.plot import match_kind, plot_gene_tracks
 from scoring.metrics import Scores
@@ -121,6 +123,12 @@ def test_match_kind_and_plot(tmp_path):
     tracks = {"reference": reference, "model": [coding_gene(400, 999, "+")], "empty": []}
     path = plot_gene_tracks(tracks, 120_000, tmp_path / "genes.png", title="t", offset=5000)
     assert path.read_bytes()[:8] == PNG_MAGIC
+    # A model's coding probability adds a lane (the picture grows by a row), NaN where no window read.
+    coding = np.zeros((120_000, 2))
+    coding[99:999, 0], coding[50_000:60_000] = 0.9, np.nan
+    lane = plot_gene_tracks(tracks, 120_000, tmp_path / "lane.png", offset=5000, coding=coding)
+    height = int.from_bytes(path.read_bytes()[20:24], "big")  # the PNG header's image height
+    assert int.from_bytes(lane.read_bytes()[20:24], "big") > height
 
 
 @pytest.mark.slow
@@ -128,7 +136,7 @@ def test_reduced_demo_end_to_end(tmp_path):
     """The demo's own code path on a slice of the embedded genome, with a tiny model and budget."""
     out = tmp_path / "demo"
     command = [sys.executable, "demo.py", "--tiny", "--train_minutes", "0.1", "--genome_bp", "60000"]
-    command += ["--holdout_bp", "8000", "--output_dir", str(out)]
+    command += ["--holdout_bp", "8000", "--output_dir", str(out), "--track_loss_weight", "1"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "silver labels" in result.stdout
@@ -162,6 +170,9 @@ def test_reduced_demo_end_to_end(tmp_path):
         read_gff(out / "heldout_reference.gff3").genes_by_seqid.get(summary["held_out"]["seqid"], [])
     )
     assert (out / "genes.png").read_bytes()[:8] == PNG_MAGIC
+    # With a track head the model's coding probability comes out too, both strands of every held-out base.
+    coding = read_bedgraph(out / "coding.bedgraph", fasta_lengths(out / "heldout.fna"))
+    assert not np.isnan(coding[summary["held_out"]["seqid"]]).any()
 
     # The printed reproduction command gives the same numbers.
     reproduce = [sys.executable, "-m", "scoring", "--reference", str(out / "heldout_reference.gff3")]
