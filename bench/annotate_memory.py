@@ -3,7 +3,8 @@
     python bench/annotate_memory.py [--reference_bp 1000000] [--long_bp 20000000] [--contigs 20000 --contig_bp 1000]
 
 A tiny random-weight model (bench/annotate.py's "tiny"; it measures memory and speed, not accuracy)
-annotates, each in a fresh `annotate.py` process on one thread with `--max_new_tokens 8`: one reference
+annotates, each in a fresh `annotate.py` process on one thread (`--workers 1`: the memory of one process that
+decodes; each forked worker holds its own batches the same way) with `--max_new_tokens 8`: one reference
 contig, one long contig and a fragmented assembly of many small contigs (as metagenome assemblies are). Each
 row: the child's peak RSS (`os.wait4`'s ru_maxrss of that one process), its ratio to the reference run's,
 bp/s and wall time. The issue's bound: every ratio within 1.5x.
@@ -25,10 +26,26 @@ sys.path.insert(0, str(REPO))
 
 from _common import machine  # noqa: E402
 
-from bench.annotate import build_model  # noqa: E402
-
 MAX_NEW_TOKENS = 8
+# init_model.py flags of the tiny random-weight model: memory and speed, not accuracy.
+TINY = ["--hidden_size", "64", "--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size",
+        "128", "--decoder_layers", "2", "--num_experts", "4"]  # fmt: skip
 LINE = 80  # FASTA line width
+
+
+def build_model(work: Path) -> Path:
+    """The tiny model, with a DNA BPE trained on random DNA and the GFF vocabulary."""
+    import init_model
+    from tests.fixtures.genomes import random_dna
+    from tokenization.tokenizer import extend_tokenizer, train_dna_bpe
+
+    tokenizer = train_dna_bpe(sequences=[random_dna(300_000, seed=1)], vocab_size=4096)
+    extend_tokenizer(tokenizer)
+    tokenizer.save_pretrained(work / "tokenizer")
+    init_model.main(
+        ["--save_dir", str(work / "tiny"), "--tokenizer", str(work / "tokenizer"), "--use_moe", *TINY]
+    )
+    return work / "tiny"
 
 
 def write_fasta(path: Path, contigs: int, contig_bp: int, seed: int) -> Path:
@@ -45,7 +62,7 @@ def write_fasta(path: Path, contigs: int, contig_bp: int, seed: int) -> Path:
 def annotate_in_child(model: Path, fasta: Path, out: Path) -> tuple[int, float, str]:
     """(peak RSS in KiB, wall seconds, the summary line) of one annotate.py process."""
     command = [sys.executable, str(REPO / "annotate.py"), "--model", str(model), "--fasta", str(fasta)]
-    command += ["--out", str(out), "--max_new_tokens", str(MAX_NEW_TOKENS), "--quiet"]
+    command += ["--out", str(out), "--max_new_tokens", str(MAX_NEW_TOKENS), "--workers", "1", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as log:
@@ -60,7 +77,7 @@ def annotate_in_child(model: Path, fasta: Path, out: Path) -> tuple[int, float, 
     return usage.ru_maxrss, seconds, summary
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -68,10 +85,10 @@ def main() -> int:
     parser.add_argument("--long_bp", type=int, default=20_000_000)
     parser.add_argument("--contigs", type=int, default=20_000)
     parser.add_argument("--contig_bp", type=int, default=1_000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(machine())
     print(
-        f"each annotate.py on 1 thread (OMP_NUM_THREADS=1), a tiny random-weight model, --max_new_tokens "
+        f"each annotate.py on 1 thread (OMP_NUM_THREADS=1, --workers 1), a tiny random-weight model, --max_new_tokens "
         f"{MAX_NEW_TOKENS}: this measures memory and speed, not accuracy"
     )
     cases = [
@@ -82,12 +99,12 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model = build_model("tiny", work)
+        model = build_model(work)
         for seed, (name, contigs, contig_bp) in enumerate(cases):
             fasta = write_fasta(work / f"genome{seed}.fa", contigs, contig_bp, seed)
             peak_kib, seconds, summary = annotate_in_child(model, fasta, work / f"genome{seed}.gff3")
             rows.append((name, contigs * contig_bp, peak_kib, seconds))
-            print(f"  {name}: {summary}", flush=True)
+            print(f"  {name}: peak RSS {peak_kib / 1024:,.0f} MiB; {summary}", flush=True)
             fasta.unlink()
     reference = rows[0][2]
     print(f"{'genome':<34} {'peak RSS':>10} {'vs reference':>13} {'bp/s':>8} {'wall':>8}")

@@ -99,3 +99,34 @@ def test_annotation_benchmark_times_a_trained_model_at_the_defaults_beside_pyrod
     assert "12,000 bp" in out and "defaults for this model: 9,000 bp windows overlapping 3,000 bp" in out, out
     for row in ("defaults", "Prodigal", "ORF floor"):
         assert any(line.strip().startswith(row) for line in out.splitlines()), out
+
+
+def test_memory_benchmark_prints_each_layout_against_the_reference_run():
+    """bench/annotate_memory.py at toy sizes: one annotate.py process per genome layout, each row's peak RSS
+    beside its ratio to the one-contig reference."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/annotate_memory.py",
+            "--reference_bp",
+            "6000",
+            "--long_bp",
+            "12000",
+            "--contigs",
+            "30",
+            "--contig_bp",
+            "400",
+        ],  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    rows = [line for line in done.stdout.splitlines() if " MiB " in line]
+    assert [row.split(" MiB")[0].rsplit(None, 1)[0] for row in rows] == [
+        "1 contig x 6,000 bp (reference)",
+        "1 contig x 12,000 bp",
+        "30 contigs x 400 bp",
+    ], done.stdout
+    assert "1.00x" in rows[0], done.stdout
