@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import sys
 from collections.abc import Iterator
@@ -158,7 +159,12 @@ def check_writable(path: Path, inputs: list[Path]) -> None:
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-CPU_THREADS = 1
+MAX_CPU_WORKERS = 8  # each holds a model and its batches in flight
+
+
+def cpu_workers() -> int:
+    """--workers' default on CPU: one per core this process may run on, at most MAX_CPU_WORKERS."""
+    return min(len(os.sched_getaffinity(0)), MAX_CPU_WORKERS)
 
 
 def model_dtype(name: str, device: str) -> torch.dtype:
@@ -200,12 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         "`accelerate launch` each process's own GPU, else cpu)",
     )
     parser.add_argument(
-        "--threads",
+        "--workers",
         type=positive_int,
-        default=CPU_THREADS,
-        help=f"torch threads per process on CPU (default {CPU_THREADS}). Decoding is many small operations: on "
-        "an idle 2-core machine two threads annotated 1.25x faster than one, but 30x slower while another job "
-        "kept one core busy (they wait for each other). For more cores, run more processes: accelerate launch",
+        help=f"CPU processes decoding batches of windows, one torch thread each (default: one per core, at "
+        f"most {MAX_CPU_WORKERS}; 1 on a GPU or under accelerate launch, whose processes share the windows). "
+        "Decoding is many small operations: on 2 idle cores two workers annotated 2.1x as fast as one, two "
+        "torch threads in one process 1.25x (and 30x slower while another job kept a core busy)",
     )
     parser.add_argument(
         "--dtype",
@@ -220,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     coding_genes = add_option(parser, "coding_genes", action=SnakeBooleanAction)
     old_spelling(parser, coding_genes, "--no-coding_genes", "--no_coding_genes")
     add_option(parser, "min_coding_length", type=positive_int)
+    add_option(parser, "longest_starts", action=SnakeBooleanAction)
     add_option(parser, "track_weight", type=non_negative_float)
     both_strands = add_option(parser, "both_strands", action=SnakeBooleanAction)
     old_spelling(parser, both_strands, "--no-both_strands", "--no_both_strands")
@@ -279,8 +286,12 @@ def annotate(argv=None) -> None:
         print(f"hints: {hint_file.report.summary()}", file=sys.stderr)
     device_name = args.device or str(state.device)
     dtype = model_dtype(args.dtype, device_name)
+    alone_on_cpu = device_name == "cpu" and state.num_processes == 1
+    if (args.workers or 1) > 1 and not alone_on_cpu:
+        build_parser().error("argument --workers: more than one is for CPU runs (GPUs: accelerate launch)")
+    workers = args.workers or (cpu_workers() if alone_on_cpu else 1)
     if device_name == "cpu":
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(1)
     model, tokenizer = load_model(args.model, device_name, args.trust_remote_code, dtype)
     if args.track and not hasattr(model, "track_head"):
         raise InputError(
@@ -288,7 +299,7 @@ def annotate(argv=None) -> None:
         )
     options = args.options.for_model(model.config)
     if state.is_main_process:
-        print(settings_line(options), file=sys.stderr)
+        print(settings_line(options) + f"; {workers} worker(s)", file=sys.stderr)
     stats = AnnotationStats()
     contigs = annotate_contigs(
         model,
@@ -299,6 +310,7 @@ def annotate(argv=None) -> None:
         hints=hints,
         progress=not args.quiet,
         coding_track=args.track is not None,
+        workers=workers,
     )
     if not state.is_main_process:
         for _ in contigs:  # every process takes part in every batch's gathering

@@ -44,9 +44,10 @@ from enum import Enum, auto
 import numpy as np
 import torch
 from Bio.Data.CodonTable import unambiguous_dna_by_id
+from Bio.Seq import reverse_complement
 from transformers import LogitsProcessor
 
-from core.features import is_gene_type
+from core.features import Gene, is_gene_type
 from genome_io.fasta import normalise_dna
 from tokenization.codec import (
     ANNOTATION_TASK,
@@ -253,6 +254,43 @@ class ChainSpans(CodingSpans):
 
 
 # ---------------------------------------------------------------- vocabulary
+
+
+def longest_start(gene: Gene, dna: str, code: GeneticCode) -> Gene:
+    """`gene` (1-based, on `dna`) with its start moved upstream to its ORF's longest start: the first start
+    codon in frame after the previous in-frame stop, N or sequence end (the ORF floor's start). A small
+    model's wrong starts are mostly late, and it chose starts worse than this rule does (see
+    `windows.stitch`, which applies it in coding-gene mode). Only a whole coding gene of one exon
+    (CDS = exon = gene) moves; any other comes back as it is."""
+    span = (gene.start, gene.end)
+    (transcript, *more) = gene.transcripts or (None,)
+    five_open = gene.open_left if gene.strand == "+" else gene.open_right
+    if more or transcript is None or transcript.exons != (span,) or transcript.cds != span or five_open:
+        return gene
+    if gene.strand not in ("+", "-"):
+        return gene
+    reach = 384  # bp upstream to look at first: in-frame stops come every ~20 codons
+    while True:
+        if gene.strand == "+":
+            first = max(0, gene.start - 1 - reach)
+            upstream, at_end = dna[first : gene.start - 1], first == 0
+        else:
+            last = min(len(dna), gene.end + reach)
+            upstream, at_end = reverse_complement(dna[gene.end : last]), last == len(dna)
+        upstream = normalise_dna(upstream[len(upstream) % 3 :])  # whole codons in the gene's frame
+        codons = _codon_ids(_CODE[np.frombuffer(upstream.encode("ascii"), dtype=np.uint8)])[::3]
+        barriers = np.flatnonzero(code.is_stop[codons] | (codons == 64))
+        if len(barriers) or at_end:
+            break
+        reach *= 4
+    after = barriers[-1] + 1 if len(barriers) else 0
+    starts = np.flatnonzero(code.is_start[codons[after:]])
+    if not len(starts):
+        return gene
+    shift = 3 * int(len(codons) - after - starts[0])
+    start, end = (gene.start - shift, gene.end) if gene.strand == "+" else (gene.start, gene.end + shift)
+    transcript = replace(transcript, exons=((start, end),), cds=(start, end))
+    return replace(gene, start=start, end=end, transcripts=(transcript,))
 
 
 class GrammarVocab:

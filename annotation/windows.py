@@ -12,7 +12,13 @@ Stitching (`stitch`), on contig-level 1-based genes:
 3. predictions of different windows that overlap on the same strand by at least half of the shorter one
    are the same locus seen twice, and so are genes of one window on the same strand with the same 3' end
    (a gene written twice, or two starts of one stop): the higher score wins, each copy removed is counted;
-4. with a `max_overlap` (coding-gene mode, where every gene is one ORF): of two coding genes that overlap
+4. with `move_start` (coding-gene mode: `constraints.longest_start`, the ORF's longest start), each gene's
+   start moved, before the overlaps are weighed, since there the longer gene stays and a real gene decoded
+   with a late start is shorter than it is. Gene 3' / exact / nucleotide F1 of the demo's model on its
+   held-out region: 0.82 / 0.42 / 0.83 as decoded, 0.82 / 0.54 / 0.92 with starts moved after the overlaps,
+   0.89 / 0.58 / 0.95 before them (unseen B. subtilis: 0.80 / 0.36 / 0.78, 0.80 / 0.53 / 0.91,
+   0.82 / 0.55 / 0.92);
+5. with a `max_overlap` (coding-gene mode, where every gene is one ORF): of two coding genes that overlap
    by more than `max_overlap` bp, on either strand, the longer stays. Bacterial genes rarely overlap by
    more than a few codons, while a small model's false calls are mostly ORFs inside or across a real gene
    (on another frame or strand), which the decoder scores no lower than the real one (see `MAX_OVERLAP`).
@@ -24,7 +30,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from core.features import Gene, Transcript
@@ -137,6 +143,7 @@ class StitchStats:
     dropped_pieces: int = 0  # cut pieces with no partner (their locus is left to the whole copies)
     duplicates: int = 0  # lower-scoring copies of a locus (from another window, or one window's repeats)
     overlapping: int = 0  # coding genes overlapping a longer one by more than `max_overlap` bp
+    moved_starts: int = 0  # coding genes whose start moved upstream to their ORF's longest start
 
 
 def stitch(
@@ -144,14 +151,20 @@ def stitch(
     windows: Sequence[Window],
     stats: StitchStats | None = None,
     max_overlap: int | None = None,
+    move_start: Callable[[Gene], Gene] | None = None,
 ) -> list[Prediction]:
     """One prediction per locus from the overlapping windows' predictions of one contig (see module doc);
-    with `max_overlap`, no two coding genes overlapping by more than that many bp (the longer stays)."""
+    with `move_start`, each gene's start as it says; with `max_overlap`, no two coding genes overlapping by
+    more than that many bp (the longer stays)."""
     stats = stats if stats is not None else StitchStats()
     stats.predicted += len(predictions)
     whole = [p for p in predictions if not (p.cut_left or p.cut_right)]
     whole += _join_pieces([p for p in predictions if p.cut_left or p.cut_right], windows, stats)
     kept = _resolve_duplicates(whole, stats)
+    if move_start is not None:
+        moved = [replace(p, gene=move_start(p.gene)) for p in kept]
+        stats.moved_starts += sum(a.gene != b.gene for a, b in zip(kept, moved, strict=True))
+        kept = moved
     return kept if max_overlap is None else _resolve_overlaps(kept, max_overlap, stats)
 
 

@@ -34,7 +34,7 @@ from _common import machine  # noqa: E402
 
 import init_model  # noqa: E402
 import train  # noqa: E402
-from annotate import load_model  # noqa: E402
+from annotate import cpu_workers, load_model  # noqa: E402
 from annotation.annotator import AnnotationOptions, annotate_records  # noqa: E402
 from dataset_builder.bake import BakeOptions, bake_genome  # noqa: E402
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes  # noqa: E402
@@ -247,7 +247,9 @@ def main(argv=None) -> int:
         model, tokenizer = load_model(str(run))  # as annotate.py loads it
         started = time.perf_counter()
         options = AnnotationOptions(taxon=corpus.taxon, window_size=args.window_bp)  # annotate.py's defaults
-        predicted, _, stats = annotate_records(model, tokenizer, corpus.records, options, progress=False)
+        predicted, _, stats = annotate_records(
+            model, tokenizer, corpus.records, options, progress=False, workers=cpu_workers()
+        )
         annotate_s = time.perf_counter() - started
         callers = {"GFF-MoE (this run)": predicted}
         for name, caller in corpus.baselines.items():

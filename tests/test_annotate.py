@@ -25,6 +25,7 @@ from annotation.annotator import (
     merge_reads,
     token_log_probs,
 )
+from annotation.constraints import GeneticCode, longest_start
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
 from core.errors import InputError
 from core.features import DIRECT, Gene, Transcript
@@ -36,7 +37,7 @@ from tests.test_constraints import check_biology
 from tests.test_modeling import TARGET, memorised, source_batch, tiny_model
 from tokenization.codec import encode
 from tokenization.coordinates import NumberCoordinates
-from tokenization.tokenizer import tokens_to_ids
+from tokenization.tokenizer import encode_source, tokens_to_ids
 
 __all__ = ["tiny_model_dir"]  # fixtures used here
 
@@ -151,6 +152,61 @@ def test_a_coding_gene_overlapping_a_longer_one_too_much_is_dropped_on_either_st
     assert len(stitch(predictions, windows, max_overlap=600)) == 6
 
 
+def test_a_coding_gene_start_moves_to_its_orfs_longest_start_on_either_strand():
+    """The first start codon in frame after the previous stop (or N, or the sequence's end): GTG and TTG
+    count in code 11, not in code 1; genes open at their 5' end or of several exons stay as they are."""
+    code = GeneticCode(11)
+    upstream = (
+        "TGA" + "GCC" * 4 + "GTG" + "GCC" * 300 + "TTG"
+    )  # the GTG lies beyond the first 384 bp looked at
+    dna = "AC" + upstream + "ATG" + "GCC" * 100 + "TAA" + "CCCC"
+    gtg, atg = dna.index("GTG") + 1, dna.index("ATGGCC") + 1  # 1-based
+    gene = coding_gene(atg, atg + 302, "+")
+    assert longest_start(gene, dna, code) == coding_gene(gtg, atg + 302, "+")
+    n = len(dna)
+    minus = coding_gene(n - gene.end + 1, n - gene.start + 1, "-")
+    assert longest_start(minus, reverse_complement(dna), code) == coding_gene(minus.start, n - gtg + 1, "-")
+    for codon, start in (("NNN", gtg), ("ATG", 3)):  # an N codon stops the walk; no stop: the first start
+        assert longest_start(gene, dna[:2] + codon + dna[5:], code).start == start
+    assert longest_start(gene, dna, GeneticCode(1)) == gene  # code 1: only ATG starts
+    assert longest_start(replace(gene, open_left=True), dna, code).start == atg
+    spliced = Gene(atg, atg + 302, "+", transcripts=(Transcript("mRNA", ((atg, atg + 99), (atg + 150, atg + 302)), (atg, atg + 302)),))  # fmt: skip
+    assert longest_start(spliced, dna, code) == spliced
+
+
+def test_starts_move_before_the_overlap_limit_weighs_the_genes():
+    """A real gene decoded with a late start is shorter than the shadow ORF across it; at its longest start
+    it is longer, and stays."""
+    windows = tile("c", random_dna(10_000, seed=8), size=10_000, overlap=0)
+    late, shadow = coding_gene(2001, 2600, "+"), coding_gene(1601, 2400, "-")
+    predictions = place(windows[0], 0, [late.shift(-1), shadow.shift(-1)], [-0.5, -0.5])
+    whole = coding_gene(1201, 2600, "+")  # where its ORF's longest start is
+
+    def move_start(gene):
+        return whole if gene == late else gene
+
+    stats = StitchStats()
+    assert [p.gene for p in stitch(predictions, windows, stats, 60, move_start)] == [whole]
+    assert stats.moved_starts == 1 and stats.overlapping == 1
+    assert [p.gene for p in stitch(predictions, windows, max_overlap=60)] == [shadow]
+
+
+def test_annotation_moves_starts_to_the_longest_in_coding_gene_mode_only(tiny_model_dir):
+    model, tokenizer = steered_model(tiny_model_dir)
+    records = [("c", random_dna(4000, seed=31))]
+    options = AnnotationOptions(window_size=2000, overlap=500, min_coding_length=60, max_new_tokens=60)
+    genes, _, stats = annotate_records(model, tokenizer, records, options, progress=False)
+    kept, _, same = annotate_records(
+        model, tokenizer, records, replace(options, longest_starts=False), progress=False
+    )
+    coding = [g for g in genes["c"] if g.transcripts and g.transcripts[0].cds]
+    assert stats.stitch.moved_starts > 0 and f"{stats.stitch.moved_starts} starts moved" in stats.summary()
+    assert all(longest_start(g, records[0][1], GeneticCode(11)) == g for g in coding)
+    assert same.stitch.moved_starts == 0 and kept != genes
+    assert not AnnotationOptions("unicellular").moves_starts and AnnotationOptions().moves_starts
+    assert not AnnotationOptions(constraints=False).moves_starts
+
+
 def test_the_overlap_limit_is_on_in_coding_gene_mode_only():
     assert AnnotationOptions("prokaryotes").gene_overlap_limit == 60
     assert AnnotationOptions("unicellular").gene_overlap_limit is None
@@ -176,6 +232,7 @@ def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
         "0.5",
     ]
     flags += ["--no-both_strands", "--window_size", "700", "--overlap", "100", "--max_new_tokens", "9"]
+    flags += ["--no_longest_starts"]
     assert annotate.parse_args([*REQUIRED, *flags]).options == AnnotationOptions(
         "plants",
         window_size=700,
@@ -189,6 +246,7 @@ def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
         min_coding_length=60,
         track_weight=0.5,
         both_strands=False,
+        longest_starts=False,
     )
 
 
@@ -331,13 +389,13 @@ def test_track_weight_guides_the_coordinates_of_a_model_with_a_track_head(
         "150",
     ]
     argv += ["--max_new_tokens", "24", "--min_coding_length", "60"]
-    scored = []
+    scored = []  # (in this process: --workers 1, where the spy sees the calls)
     with patch.object(
         TrackEvidence, "orf_scores", autospec=True, side_effect=TrackEvidence.orf_scores
     ) as spy:
         for weight in ("0", "5"):
             out = tmp_path / f"pred{weight}.gff3"
-            assert annotate.main([*argv, "--out", str(out), "--track_weight", weight]) == 0
+            assert annotate.main([*argv, "--out", str(out), "--track_weight", weight, "--workers", "1"]) == 0
             scored.append(spy.call_count)
             if shutil.which("gt"):
                 check = subprocess.run(["gt", "gff3validator", str(out)], capture_output=True, text=True)
@@ -349,16 +407,17 @@ def test_track_weight_guides_the_coordinates_of_a_model_with_a_track_head(
                     check_biology(gene.shift(-1), contigs[seqid].upper(), table=11)
     assert scored[0] == 0 and scored[1] > 0  # the evidence is read only when it weighs something
 
-    # The track as a person can look at it: coding probability per base and strand, as bedGraph. (And the
-    # torch threads on CPU are annotate.py's to set: one by default, --threads N.)
+    # The track as a person can look at it: coding probability per base and strand, as bedGraph, also from
+    # forked workers. (And on CPU annotate.py runs one torch thread a process: the workers are the parallelism.)
     track = tmp_path / "coding.bedgraph"
     threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(3)
         assert (
-            annotate.main([*argv, "--out", str(tmp_path / "p.gff3"), "--track", str(track), "--threads", "3"])
+            annotate.main([*argv, "--out", str(tmp_path / "p.gff3"), "--track", str(track), "--workers", "2"])
             == 0
         )
-        assert torch.get_num_threads() == 3
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
     sections = track.read_text().split("track type=bedGraph")[1:]
@@ -405,6 +464,7 @@ def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small
     out = tmp_path / "pred.gff3"
     argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(out), "--quiet"]
     argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "16", "--batch_size", "1"]
+    argv += ["--workers", "1"]  # the recording model records in this process
     with patch.object(annotate, "load_model", recording_model):
         assert annotate.main([*argv, "--hints", str(hints)]) == 0
     captured = capsys.readouterr()
@@ -478,6 +538,34 @@ def test_both_strands_reads_every_window_and_its_reverse_complement(tiny_model_d
         for gene in both[i]:  # in the window's own coordinates: possible genes of its DNA, either strand
             check_biology(gene, window.sequence, table=11)
     assert any(g.strand == "-" and g.transcripts[0].cds for genes in both for g in genes)
+
+
+def test_the_cpu_encoder_pass_window_by_window_equals_the_padded_batch(tiny_model_dir):
+    """On CPU the annotator encodes each window unpadded (bounded attention memory); the decoder must see what
+    one padded batched pass gives, padding rows aside."""
+    model, tokenizer = annotate.load_model(str(tiny_model_dir))
+    sources = [encode_source(tokenizer, random_dna(n, seed=n)) for n in (600, 173, 421)]
+    length = max(len(s["input_ids"]) for s in sources)
+    inputs = {
+        key: torch.tensor([s[key] + [fill] * (length - len(s[key])) for s in sources])
+        for key, fill in (
+            ("input_ids", tokenizer.pad_token_id),
+            ("attention_mask", 0),
+            ("token_offsets", (0, 0)),
+        )
+    }
+    lengths = [len(s["input_ids"]) for s in sources]
+    assert len(set(lengths)) == 3  # padding in every row but the longest
+    with torch.no_grad():
+        batched = model.get_encoder()(**inputs).last_hidden_state
+        windowed = WindowAnnotator(model, tokenizer).encode(inputs, lengths)
+    assert type(windowed).__name__ == "GffMoeEncoderOutput"  # where the decoder caches its context
+    assert torch.equal(windowed.token_offsets, inputs["token_offsets"])
+    for row, n in enumerate(lengths):
+        torch.testing.assert_close(
+            windowed.last_hidden_state[row, :n], batched[row, :n], atol=1e-5, rtol=1e-4
+        )
+        assert not windowed.last_hidden_state[row, n:].any()
 
 
 def test_merging_two_reads_keeps_one_copy_of_each_locus():
@@ -677,6 +765,7 @@ def test_an_interrupted_streaming_run_leaves_no_output(tiny_model_dir, small_fas
     annotate_call = WindowAnnotator.__call__
     argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(out), "--quiet"]
     argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "8", "--batch_size", "1"]
+    argv += ["--workers", "1"]  # the patched call runs in this process
     with patch.object(WindowAnnotator, "__call__", interrupted):
         assert annotate.main(argv) == 130
     assert "interrupted" in capsys.readouterr().err

@@ -149,13 +149,21 @@ def test_annotate_on_two_cpu_processes_writes_what_one_process_writes(tmp_path, 
             "--overlap", "150", "--max_new_tokens", "24", "--batch_size", "3", "--quiet"]  # fmt: skip
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu_ddp.yaml",
               "--main_process_port", str(free_port())]  # fmt: skip
-    one = run_cli([sys.executable, *argv, "--out", str(tmp_path / "one.gff3")], timeout=LAUNCH_TIMEOUT)
+    one = run_cli(
+        [sys.executable, *argv, "--workers", "1", "--out", str(tmp_path / "one.gff3")], timeout=LAUNCH_TIMEOUT
+    )
     two = run_cli([*launch, *argv, "--out", str(tmp_path / "two.gff3")], timeout=LAUNCH_TIMEOUT)
-    assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
+    # annotate.py's own CPU workers (forked, fed batches in order; three of them for the odd last round)
+    pooled = run_cli([sys.executable, *argv, "--workers", "3", "--out", str(tmp_path / "pooled.gff3")], timeout=LAUNCH_TIMEOUT)  # fmt: skip
+    assert one.returncode == 0 and two.returncode == 0 and pooled.returncode == 0, (one.stderr + two.stderr + pooled.stderr)[-3000:]  # fmt: skip
     assert "; 2 processes" in two.stdout and two.stdout.count("wrote") == 1  # two processes, one writer
+    assert "; 1 worker(s)" in one.stderr and "; 3 worker(s)" in pooled.stderr
     expected = (tmp_path / "one.gff3").read_bytes()
-    assert (tmp_path / "two.gff3").read_bytes() == expected and expected.count(b"\tgene\t") > 5
-    assert f"{len(windows)} windows" in one.stdout and f"{len(windows)} windows" in two.stdout
+    assert expected.count(b"\tgene\t") > 5
+    for run in (two, pooled):
+        assert f"{len(windows)} windows" in run.stdout
+    assert (tmp_path / "two.gff3").read_bytes() == expected
+    assert (tmp_path / "pooled.gff3").read_bytes() == expected
     gt_valid(tmp_path / "two.gff3")
 
 
