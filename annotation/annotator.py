@@ -141,7 +141,7 @@ class AnnotationOptions:
         _at_least(0),
         "bp shared by neighbouring windows (default a third of the window)",
     )
-    batch_size: int = _option(16, _at_least(1), "windows per generate call")
+    batch_size: int = _option(8, _at_least(1), "windows per generate call")
     num_beams: int = _option(1, _at_least(1), "beam search width (1 = greedy)")
     max_new_tokens: int | None = _option(None, _at_least(1), "generation budget per window")
     constraints: bool = _option(
@@ -416,8 +416,8 @@ class WindowAnnotator:
     def encode(self, inputs: dict, lengths: list[int]):
         """The encoder's outputs for the padded batch `inputs` (rows of `lengths` tokens). On CPU window by
         window, unpadded: as fast as one batched pass there, and the attention holds one window's
-        [heads, tokens, tokens] bias instead of the whole batch's (a worker's peak RSS at 16 windows a batch,
-        bench/annotate.py: 926 MiB, batched 1,371 MiB; and 1.15x faster)."""
+        [heads, tokens, tokens] bias instead of the whole batch's (measured at 16 windows a batch,
+        bench/annotate.py: a worker's peak RSS 926 MiB, batched 1,371 MiB; and 1.15x faster)."""
         encoder = self.model.get_encoder()
         if self.model.device.type != "cpu":
             return encoder(**inputs)
