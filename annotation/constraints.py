@@ -253,9 +253,6 @@ class ChainSpans(CodingSpans):
         return [0, 1, 2] if first in self.on_chain and last in self.on_chain and first <= last else []
 
 
-# ---------------------------------------------------------------- vocabulary
-
-
 def longest_start(gene: Gene, dna: str, code: GeneticCode) -> Gene:
     """`gene` (1-based, on `dna`) with its start moved upstream to its ORF's longest start: the first start
     codon in frame after the previous in-frame stop, N or sequence end (the ORF floor's start). A small
@@ -291,6 +288,9 @@ def longest_start(gene: Gene, dna: str, code: GeneticCode) -> Gene:
     start, end = (gene.start - shift, gene.end) if gene.strand == "+" else (gene.start, gene.end + shift)
     transcript = replace(transcript, exons=((start, end),), cds=(start, end))
     return replace(gene, start=start, end=end, transcripts=(transcript,))
+
+
+# ---------------------------------------------------------------- vocabulary
 
 
 class GrammarVocab:
