@@ -26,9 +26,8 @@ import pytest
 import torch
 
 import annotate
-import train
 from annotation.annotator import AnnotationOptions, annotate_records
-from tests.fixtures.training import make_model, make_tokenizer, probe_training_args
+from tests.fixtures.training import make_model, make_tokenizer, train_probe
 from tokenization.codec import text_to_genes
 from training.synthetic import spliced_gene_window, write_windows
 
@@ -57,24 +56,10 @@ def test_planted_spliced_genes_are_written_exactly(tmp_path):
     train_rows = [spliced_gene_window(rng, f"t{i}", WINDOW_BP, **GENES) for i in range(TRAIN_WINDOWS)]
     held_out = [spliced_gene_window(rng, f"v{i}", WINDOW_BP, **GENES) for i in range(HELD_OUT_WINDOWS)]
     dataset = write_windows(tmp_path / "data", "unicellular", {"train": train_rows})
-    train.train(
-        *train.parse_args(
-            probe_training_args(
-                model,
-                dataset,
-                tmp_path / "run",
-                TRAINING_STEPS,
-                TRAINING_BUDGET_S,
-                16,
-                "--dataset_config",
-                "unicellular",
-                "--warmup_steps",
-                "50",
-                "--logging_steps",
-                "100",
-            )  # fmt: skip
-        )
-    )
+    train_probe(
+        model, dataset, tmp_path / "run", TRAINING_STEPS, TRAINING_BUDGET_S, 16,
+        "--dataset_config", "unicellular", "--warmup_steps", "50", "--logging_steps", "100",
+    )  # fmt: skip
     trained = time.perf_counter()
     steps = json.loads((tmp_path / "run" / "trainer_state.json").read_text())["global_step"]
     model, tokenizer = annotate.load_model(str(tmp_path / "run"))  # as annotate.py loads a trained model

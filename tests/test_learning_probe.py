@@ -16,8 +16,7 @@ import time
 import pytest
 import torch
 
-import train
-from tests.fixtures.training import make_model, make_tokenizer, probe_training_args
+from tests.fixtures.training import make_model, make_tokenizer, train_probe
 from training.synthetic import marker_window, write_windows
 
 TRAIN_WINDOWS, HELD_OUT_WINDOWS, WINDOW_BP = 8000, 200, 1000
@@ -42,26 +41,11 @@ def test_planted_marker_coordinates_are_learned_exactly(tmp_path):
             "validation": [marker_window(rng, f"v{i}", WINDOW_BP) for i in range(HELD_OUT_WINDOWS)],
         },
     )
-    metrics = train.train(
-        *train.parse_args(
-            probe_training_args(
-                model,
-                dataset,
-                tmp_path / "run",
-                TRAINING_STEPS,
-                TRAINING_BUDGET_S,
-                32,
-                "--per_device_eval_batch_size",
-                "50",
-                "--warmup_steps",
-                "30",
-                "--logging_steps",
-                "50",
-                "--generation_max_length",
-                "16",
-            )  # fmt: skip
-        )
-    )
+    metrics = train_probe(
+        model, dataset, tmp_path / "run", TRAINING_STEPS, TRAINING_BUDGET_S, 32,
+        "--per_device_eval_batch_size", "50", "--warmup_steps", "30", "--logging_steps", "50",
+        "--generation_max_length", "16",
+    )  # fmt: skip
     elapsed = time.perf_counter() - started
     print(f"marker probe: {metrics} in {elapsed:.0f} s")
     assert metrics["eval_window_exact"] >= 0.95, metrics  # the one record, start and end exact, nothing else
