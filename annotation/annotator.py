@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from multiprocessing import get_context
 from os import PathLike
 
@@ -738,10 +739,11 @@ def decode_windows(
                 batch, genes, scores, coding, strict=True
             ):
                 contig.place(index, window_genes, window_scores, window_coding)
+            bases = sum(len(window.sequence) for window in windows_of(batch))
             stats.decode_errors += errors
             stats.windows += len(batch)
-            stats.bases += sum(len(window.sequence) for window in windows_of(batch))
-            bar.update(sum(len(window.sequence) for window in windows_of(batch)))
+            stats.bases += bases
+            bar.update(bases)
             bar.set_postfix(windows=stats.windows)
             while pending and pending[0].complete:
                 yield pending.popleft()
@@ -835,8 +837,9 @@ def stitch_contigs(
     """Each contig's window genes stitched into one annotation (`windows.stitch`), its genes counted; with
     `code`, each coding gene's start moved to its ORF's longest start (`constraints.longest_start`)."""
     for contig in decoded:
-        dna = contig.contig.sequence
-        move_start = (lambda gene: longest_start(gene, dna, code)) if code is not None else None  # noqa: B023
+        move_start = (
+            partial(longest_start, dna=contig.contig.sequence, code=code) if code is not None else None
+        )
         kept = stitch(contig.predictions, contig.contig.windows, stats.stitch, max_overlap, move_start)
         stats.strands.update(p.gene.strand for p in kept)
         stats.gene_bases += sum(p.gene.end - p.gene.start + 1 for p in kept)

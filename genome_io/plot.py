@@ -136,7 +136,7 @@ def _draw_coding(axis, coding: np.ndarray, first: int, y: float) -> None:
     the midline, - down."""
     bins = np.array_split(np.arange(len(coding)), min(CODING_BINS, len(coding)))
     x = [first + part[0] for part in bins]
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the mean of a bin that no window read is NaN
         means = np.array([np.nanmean(coding[part], axis=0) for part in bins])
     height = TRACK_HEIGHT / 2
