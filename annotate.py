@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     coding_genes = add_option(parser, "coding_genes", action=SnakeBooleanAction)
     old_spelling(parser, coding_genes, "--no-coding_genes", "--no_coding_genes")
     add_option(parser, "min_coding_length", type=positive_int)
-    add_option(parser, "longest_starts", action=SnakeBooleanAction)
+    add_option(parser, "choose_starts", action=SnakeBooleanAction)
     add_option(parser, "track_weight", type=non_negative_float)
     both_strands = add_option(parser, "both_strands", action=SnakeBooleanAction)
     old_spelling(parser, both_strands, "--no-both_strands", "--no_both_strands")
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(parser, "window_size", type=positive_int)
     add_option(parser, "overlap", type=non_negative_int)
     add_option(parser, "max_gene_overlap", type=non_negative_int)
+    add_option(parser, "long_orfs", type=non_negative_int)
     add_option(parser, "max_new_tokens", type=positive_int)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(

@@ -45,6 +45,9 @@ class GffMoeConfig(PreTrainedConfig):
             scores half as well.
         training_taxa (`list[str]`, *optional*): the taxa (dataset configs) it was trained on (train.py records
             them); annotation takes the taxon's genetic code and modes from a model trained on one.
+        start_weights (`dict[str, float]`, *optional*): the start scorer train.py fits on the prokaryote
+            training genes (feature name -> weight, `annotation.starts`): which start codon of its ORF a
+            bacterial gene takes. None: the longest start.
     """
 
     model_type = "gffmoe"
@@ -76,6 +79,7 @@ class GffMoeConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         training_window_bp: int | None = None,
         training_taxa: list[str] | None = None,
+        start_weights: dict[str, float] | None = None,
         use_cache: bool = True,
         pad_token_id: int | None = 3,
         bos_token_id: int | None = 1,
@@ -122,6 +126,7 @@ class GffMoeConfig(PreTrainedConfig):
         self.initializer_range = initializer_range
         self.training_window_bp = training_window_bp
         self.training_taxa = training_taxa
+        self.start_weights = start_weights
         self.use_cache = use_cache
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id

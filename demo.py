@@ -754,6 +754,8 @@ def decoding_settings(model_dir: Path, track_weight: float | None) -> dict:
         "both_strands": options.both_strands,
         "min_coding_length": options.min_coding_length,
         "max_gene_overlap": options.gene_overlap_limit,
+        "long_orfs": options.long_orf_bp,
+        "starts": "start scorer" if getattr(config, "start_weights", None) else "longest",
         "track_weight": track_weight if track_weight is not None else options.track_weight,
     }
 

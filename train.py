@@ -190,6 +190,7 @@ class PreparedData:
     train: datasets.Dataset
     eval: datasets.Dataset | None
     window_bp: int  # the length nine in ten training windows are within
+    windows: datasets.Dataset  # the training windows as baked (DNA and target text)
 
 
 def train(
@@ -208,6 +209,7 @@ def train(
     model.config.training_taxa = list(data_args.dataset_config)
     trainer = get_trainer(model, tokenizer, data, training_args, config.coordinate_scheme, callbacks)
     maybe_train(trainer, training_args)
+    maybe_fit_starts(model, data, training_args)
     metrics = maybe_evaluate(trainer)
     save_outputs(trainer, model_args, data_args, training_args, metrics)
     return metrics
@@ -247,7 +249,7 @@ def get_data(
         logger.warning(
             f"{truncated} of {len(train_dataset)} training targets truncated to {data_args.max_target_tokens} tokens"
         )
-    return PreparedData(train_dataset, eval_dataset, typical_window(train_windows))
+    return PreparedData(train_dataset, eval_dataset, typical_window(train_windows), train_windows)
 
 
 def typical_window(windows: datasets.Dataset) -> int:
@@ -315,6 +317,22 @@ def maybe_train(trainer, training_args: GffMoeTrainingArguments) -> None:
     train_metrics = {**result.metrics, **trainer.replica_check()}
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
+
+
+def maybe_fit_starts(model, data: PreparedData, training_args: GffMoeTrainingArguments) -> None:
+    """Fit the start scorer (`training.starts`) on the prokaryote training genes, into the model's config:
+    which start codon of its ORF a bacterial gene takes when annotating."""
+    from training.starts import fit_start_weights, start_examples
+
+    if evaluates_only(training_args):
+        return
+    progress = not training_args.disable_tqdm and training_args.process_index == 0
+    examples = start_examples(data.windows, seed=training_args.seed, progress=progress)
+    if not examples:
+        logger.info("no whole prokaryote genes in the training windows: no start scorer")
+        return
+    model.config.start_weights = fit_start_weights(examples)
+    logger.info(f"start scorer fitted on {len(examples):,} training genes")
 
 
 def maybe_evaluate(trainer) -> dict:

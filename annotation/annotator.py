@@ -40,8 +40,9 @@ from tqdm.auto import tqdm
 
 from core.errors import InputError
 from core.features import Gene
+from core.orfs import open_reading_frames
 from core.taxa import TAXA
-from genome_io.fasta import read_fasta
+from genome_io.fasta import normalise_dna, read_fasta
 from genome_io.files import numbered_lines
 from genome_io.gff import GffReadResult, read_gff
 from genome_io.gff3_writer import unescape_seqid
@@ -55,9 +56,11 @@ from .constraints import (
     BiologyConstrainedLogitsProcessor,
     GeneticCode,
     GrammarVocab,
-    longest_start,
 )
+from .starts import pick_start, start_weight_vector
 from .windows import (
+    LONG_ORF,
+    LONG_ORF_HANDICAP,
     MAX_OVERLAP,
     Prediction,
     StitchStats,
@@ -162,13 +165,13 @@ class AnnotationOptions:
         "decoder may point to scores the track's mean log-probability of its codon positions plus those of "
         f"its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
     )
-    longest_starts: bool | None = _option(
+    choose_starts: bool | None = _option(
         None,
         _BOOLEAN,
-        "move each coding gene's start upstream to its ORF's longest start, the first start codon in frame "
-        "after the previous stop, before overlapping genes are weighed (default: on in coding-gene mode, "
-        "where a small model's wrong starts are mostly late: gene exact F1 0.42 -> 0.58 on the demo's "
-        "held-out region, 0.36 -> 0.55 on unseen B. subtilis)",
+        "move each coding gene's start to the best start codon of its ORF, before overlapping genes are "
+        "weighed: by the model's start scorer (config `start_weights`, which train.py fits on the training "
+        "genes), or for a model without one the longest start, the first in frame after the previous stop "
+        "(default: on in coding-gene mode, where the decoder's own starts are the worst of the three)",
     )
     max_gene_overlap: int | None = _option(
         None,
@@ -176,6 +179,13 @@ class AnnotationOptions:
         f"bp two coding genes may overlap; of two that overlap more, the longer is kept (default: {MAX_OVERLAP} "
         "in coding-gene mode, where a small model's false calls are mostly ORFs across a real gene; no limit "
         "otherwise)",
+    )
+    long_orfs: int | None = _option(
+        None,
+        _at_least(0),
+        "bp from which an ORF that no window wrote is called as a gene, displacing the calls it overlaps "
+        f"when {LONG_ORF_HANDICAP:g}x longer than each (default: {LONG_ORF}, the ORF floor's, in coding-gene "
+        "mode, where a small model misses long genes and writes short ORFs inside them; 0: off)",
     )
     both_strands: bool = _option(
         True,
@@ -230,9 +240,20 @@ class AnnotationOptions:
         return MAX_OVERLAP if self.coding_gene_mode else None
 
     @property
-    def moves_starts(self) -> bool:
-        if self.longest_starts is not None:
-            return self.longest_starts
+    def long_orf_bp(self) -> int:
+        if self.long_orfs is not None:
+            return self.long_orfs
+        return LONG_ORF if self.coding_gene_mode and self.constraints else 0
+
+    @property
+    def stitch_min_length(self) -> int:
+        """bp under which stitching drops a coding gene (`windows.stitch`): in coding-gene mode, as decoding."""
+        return self.min_coding_length if self.coding_gene_mode and self.constraints else 0
+
+    @property
+    def chooses_starts(self) -> bool:
+        if self.choose_starts is not None:
+            return self.choose_starts
         return self.coding_gene_mode and self.constraints
 
     @property
@@ -276,7 +297,8 @@ class AnnotationStats:
             f"{self.covered_bases:,} of {self.sequence_bases:,} bp in windows, {self.gap_bases:,} in N runs; "
             f"stitching: {self.stitch.joined} joined, {self.stitch.duplicates} duplicates, "
             f"{self.stitch.dropped_pieces} cut pieces dropped, {self.stitch.overlapping} genes overlapping a "
-            f"longer one dropped, {self.stitch.moved_starts} starts moved to their ORF's longest; "
+            f"longer one dropped, {self.stitch.moved_starts} starts moved, {self.stitch.long_orfs} long ORFs added, "
+            f"{self.stitch.short_genes} short genes dropped; "
             f"{self.decode_errors} malformed records"
             + "".join(f"; {n} hints unreadable: {why}" for why, n in sorted(self.unreadable_hints.items()))
             + (
@@ -636,8 +658,8 @@ def annotate_contigs(
     decoded = decode_windows(
         annotator, tile_records(records, options, stats), hints, stats, progress, workers
     )
-    code = GeneticCode(options.translation_table) if options.moves_starts else None
-    yield from stitch_contigs(decoded, stats, options.gene_overlap_limit, code)
+    weights = start_weight_vector(getattr(model.config, "start_weights", None))
+    yield from stitch_contigs(decoded, stats, options, weights)
     stats.seconds = time.perf_counter() - started
 
 
@@ -824,24 +846,45 @@ class AnnotatedContig:
     seqid: str
     length: int
     genes: list[Gene]  # 1-based
-    scores: list[float]  # parallel to genes
+    scores: list[float | None]  # parallel to genes; None for a long ORF (no window wrote it)
     coding: np.ndarray | None = None  # with `coding_track` (see `annotate_records`)
 
 
 def stitch_contigs(
     decoded: Iterable[DecodedContig],
     stats: AnnotationStats,
-    max_overlap: int | None = None,
-    code: GeneticCode | None = None,
+    options: AnnotationOptions,
+    start_weights: np.ndarray | None = None,
 ) -> Iterator[AnnotatedContig]:
-    """Each contig's window genes stitched into one annotation (`windows.stitch`), its genes counted; with
-    `code`, each coding gene's start moved to its ORF's longest start (`constraints.longest_start`)."""
+    """Each contig's window genes stitched into one annotation (`windows.stitch`) with the rules `options`
+    turn on (gene overlap limit, long ORFs, edge genes, starts chosen by `start_weights` via
+    `starts.pick_start`), its genes counted. A long ORF's score is None: the model did not write it."""
+    code = GeneticCode(options.translation_table)
     for contig in decoded:
+        dna = contig.contig.sequence
         move_start = (
-            partial(longest_start, dna=contig.contig.sequence, code=code) if code is not None else None
+            partial(
+                pick_start, dna=dna, code=code, weights=start_weights, min_length=options.min_coding_length
+            )
+            if options.chooses_starts
+            else None
         )
-        kept = stitch(contig.predictions, contig.contig.windows, stats.stitch, max_overlap, move_start)
+        long_orfs = (
+            open_reading_frames(normalise_dna(dna), code.start_codons, code.stop_codons, options.long_orf_bp)
+            if options.long_orf_bp
+            else ()
+        )
+        kept = stitch(
+            contig.predictions,
+            contig.contig.windows,
+            stats.stitch,
+            options.gene_overlap_limit,
+            move_start,
+            long_orfs,
+            options.stitch_min_length,
+        )
         stats.strands.update(p.gene.strand for p in kept)
         stats.gene_bases += sum(p.gene.end - p.gene.start + 1 for p in kept)
         seqid, length = contig.contig.seqid, contig.contig.length
-        yield AnnotatedContig(seqid, length, [p.gene for p in kept], [p.score for p in kept], contig.coding)
+        scores = [p.score if p.windows else None for p in kept]
+        yield AnnotatedContig(seqid, length, [p.gene for p in kept], scores, contig.coding)

@@ -44,10 +44,9 @@ from enum import Enum, auto
 import numpy as np
 import torch
 from Bio.Data.CodonTable import unambiguous_dna_by_id
-from Bio.Seq import reverse_complement
 from transformers import LogitsProcessor
 
-from core.features import Gene, is_gene_type
+from core.features import is_gene_type
 from genome_io.fasta import normalise_dna
 from tokenization.codec import (
     ANNOTATION_TASK,
@@ -97,17 +96,23 @@ class GeneticCode:
         stops = unambiguous_dna_by_id[table].stop_codons
         starts = start_codons or DEFAULT_START_CODONS.get(table, ("ATG",))
         self.table = table
+        self.start_codons, self.stop_codons = tuple(starts), tuple(stops)
         self.is_start, self.is_stop = np.zeros(65, bool), np.zeros(65, bool)
-        self.is_start[[_codon_id(c) for c in starts]] = True
-        self.is_stop[[_codon_id(c) for c in stops]] = True
+        self.is_start[[codon_id(c) for c in starts]] = True
+        self.is_stop[[codon_id(c) for c in stops]] = True
 
 
-def _codon_id(codon: str) -> int:
+def base_codes(dna: str) -> np.ndarray:
+    """A=0 C=1 G=2 T=3, anything else 4, per base of upper-case `dna`."""
+    return _CODE[np.frombuffer(dna.encode("ascii"), dtype=np.uint8)]
+
+
+def codon_id(codon: str) -> int:
     a, b, c = (int(_CODE[ord(x)]) for x in codon)
     return 16 * a + 4 * b + c
 
 
-def _codon_ids(codes: np.ndarray) -> np.ndarray:
+def codon_ids(codes: np.ndarray) -> np.ndarray:
     """Id of the codon starting at each position (len - 2 of them); 64 where a base is N."""
     a, b, c = codes[:-2].astype(np.int16), codes[1:-1].astype(np.int16), codes[2:].astype(np.int16)
     ids = 16 * a + 4 * b + c
@@ -121,7 +126,7 @@ class WindowTables:
     def __init__(self, dna: str, code: GeneticCode, addressable: np.ndarray | None = None):
         self.length = len(dna)
         self.code = code
-        self.bases = _CODE[np.frombuffer(normalise_dna(dna).encode("ascii"), dtype=np.uint8)]
+        self.bases = base_codes(normalise_dna(dna))
         # Bases a coordinate may name (pointer coordinates can only name bases inside DNA tokens).
         self.addressable = np.ones(self.length, bool) if addressable is None else addressable
         self._splice_cache: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -176,7 +181,7 @@ class WindowTables:
         n = len(bases)
         if n < 3:
             return CodingSpans(np.zeros((0, 3), dtype=np.int64))
-        codons = _codon_ids(bases)
+        codons = codon_ids(bases)
         five = np.flatnonzero(self.code.is_start[codons])  # complete 5' ends: a start codon, phase 0
         phase = np.zeros_like(five)
         if open5:  # the 5' end runs off the window: any phase, no start codon needed
@@ -251,43 +256,6 @@ class ChainSpans(CodingSpans):
 
     def phases(self, first: int, last: int) -> list[int]:
         return [0, 1, 2] if first in self.on_chain and last in self.on_chain and first <= last else []
-
-
-def longest_start(gene: Gene, dna: str, code: GeneticCode) -> Gene:
-    """`gene` (1-based, on `dna`) with its start moved upstream to its ORF's longest start: the first start
-    codon in frame after the previous in-frame stop, N or sequence end (the ORF floor's start). A small
-    model's wrong starts are mostly late, and it chose starts worse than this rule does (see
-    `windows.stitch`, which applies it in coding-gene mode). Only a whole coding gene of one exon
-    (CDS = exon = gene) moves; any other comes back as it is."""
-    span = (gene.start, gene.end)
-    (transcript, *more) = gene.transcripts or (None,)
-    five_open = gene.open_left if gene.strand == "+" else gene.open_right
-    if more or transcript is None or transcript.exons != (span,) or transcript.cds != span or five_open:
-        return gene
-    if gene.strand not in ("+", "-"):
-        return gene
-    reach = 384  # bp upstream to look at first: in-frame stops come every ~20 codons
-    while True:
-        if gene.strand == "+":
-            first = max(0, gene.start - 1 - reach)
-            upstream, at_end = dna[first : gene.start - 1], first == 0
-        else:
-            last = min(len(dna), gene.end + reach)
-            upstream, at_end = reverse_complement(dna[gene.end : last]), last == len(dna)
-        upstream = normalise_dna(upstream[len(upstream) % 3 :])  # whole codons in the gene's frame
-        codons = _codon_ids(_CODE[np.frombuffer(upstream.encode("ascii"), dtype=np.uint8)])[::3]
-        barriers = np.flatnonzero(code.is_stop[codons] | (codons == 64))
-        if len(barriers) or at_end:
-            break
-        reach *= 4
-    after = barriers[-1] + 1 if len(barriers) else 0
-    starts = np.flatnonzero(code.is_start[codons[after:]])
-    if not len(starts):
-        return gene
-    shift = 3 * int(len(codons) - after - starts[0])
-    start, end = (gene.start - shift, gene.end) if gene.strand == "+" else (gene.start, gene.end + shift)
-    transcript = replace(transcript, exons=((start, end),), cds=(start, end))
-    return replace(gene, start=start, end=end, transcripts=(transcript,))
 
 
 # ---------------------------------------------------------------- vocabulary

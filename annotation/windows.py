@@ -12,16 +12,18 @@ Stitching (`stitch`), on contig-level 1-based genes:
 3. predictions of different windows that overlap on the same strand by at least half of the shorter one
    are the same locus seen twice, and so are genes of one window on the same strand with the same 3' end
    (a gene written twice, or two starts of one stop): the higher score wins, each copy removed is counted;
-4. with `move_start` (coding-gene mode: `constraints.longest_start`, the ORF's longest start), each gene's
+4. coding-gene mode: long ORFs (`LONG_ORF` bp or more) that no gene of step 3 ends at join the genes,
+   unscored, and coding genes shorter than `min_coding_length` (two thirds of it at a sequence end) leave;
+5. with `move_start` (coding-gene mode: `starts.pick_start`, the ORF's best start codon), each gene's
    start moved, before the overlaps are weighed, since there the longer gene stays and a real gene decoded
-   with a late start is shorter than it is. Gene 3' / exact / nucleotide F1 of the demo's model on its
-   held-out region: 0.82 / 0.42 / 0.83 as decoded, 0.82 / 0.54 / 0.92 with starts moved after the overlaps,
-   0.89 / 0.58 / 0.95 before them (unseen B. subtilis: 0.80 / 0.36 / 0.78, 0.80 / 0.53 / 0.91,
-   0.82 / 0.55 / 0.92);
-5. with a `max_overlap` (coding-gene mode, where every gene is one ORF): of two coding genes that overlap
-   by more than `max_overlap` bp, on either strand, the longer stays. Bacterial genes rarely overlap by
-   more than a few codons, while a small model's false calls are mostly ORFs inside or across a real gene
-   (on another frame or strand), which the decoder scores no lower than the real one (see `MAX_OVERLAP`).
+   with a late start is shorter than it is (longest starts, demo's model, held-out region: gene 3' / exact /
+   nucleotide F1 0.82 / 0.42 / 0.83 as decoded, 0.82 / 0.54 / 0.92 moved after the overlaps, 0.89 / 0.58 /
+   0.95 before them);
+6. with a `max_overlap` (coding-gene mode, where every gene is one ORF): of two coding genes that overlap
+   by more than `max_overlap` bp, on either strand, the longer stays, a long ORF only if `LONG_ORF_HANDICAP`
+   times longer. Bacterial genes rarely overlap by more than a few codons, while a small model's false calls
+   are mostly ORFs inside or across a real gene (on another frame or strand), which the decoder scores no
+   lower than the real one (see `MAX_OVERLAP`).
 Open edges at a contig end (or an N gap) are real: they stay `open_left` / `open_right`.
 """
 
@@ -42,6 +44,13 @@ MIN_N_GAP = 100
 # and unseen B. subtilis, README) 60 and 120 bp scored the same; greedy decoding's gene 3' F1 rose from
 # 0.65 / 0.73 to 0.79 / 0.80 (a tie-break by the decoder's own score instead of length lost accuracy).
 MAX_OVERLAP = 60
+# Coding-gene mode: ORFs at least this long (the ORF floor's) join the calls, and win an overlap against a
+# call only when this many times longer than it. A small model misses long genes the floor finds and writes
+# short ORFs inside them (T. pallidum after 12 CPU-minutes: 119 missed genes >= 600 bp, 91 of 116 calls
+# < 400 bp false). Handicap 1, 1.25, 1.5, 2: gene 3' F1 of the demo's model on 200 kbp of unseen
+# M. abscessus 0.764 / 0.767 / 0.756 / 0.745, Paracoccus 0.500 / 0.518 / 0.543 / 0.536 (none: 0.720, 0.552).
+LONG_ORF = 600
+LONG_ORF_HANDICAP = 1.5
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,9 @@ class StitchStats:
     dropped_pieces: int = 0  # cut pieces with no partner (their locus is left to the whole copies)
     duplicates: int = 0  # lower-scoring copies of a locus (from another window, or one window's repeats)
     overlapping: int = 0  # coding genes overlapping a longer one by more than `max_overlap` bp
-    moved_starts: int = 0  # coding genes whose start moved upstream to their ORF's longest start
+    moved_starts: int = 0  # coding genes whose start `move_start` moved
+    long_orfs: int = 0  # long ORFs kept as genes that no window wrote
+    short_genes: int = 0  # coding genes shorter than `min_coding_length` (less at a sequence end)
 
 
 def stitch(
@@ -152,20 +163,38 @@ def stitch(
     stats: StitchStats | None = None,
     max_overlap: int | None = None,
     move_start: Callable[[Gene], Gene] | None = None,
+    long_orfs: Sequence[Gene] = (),
+    min_coding_length: int = 0,
 ) -> list[Prediction]:
     """One prediction per locus from the overlapping windows' predictions of one contig (see module doc);
+    `long_orfs` (contig-level ORFs) join them as genes that no window wrote (`windows` empty, score -inf);
     with `move_start`, each gene's start as it says; with `max_overlap`, no two coding genes overlapping by
-    more than that many bp (the longer stays)."""
+    more than that many bp (the longer stays, a long ORF only when `LONG_ORF_HANDICAP` times longer);
+    coding genes shorter than `min_coding_length` bp (two thirds of it when open at a sequence end) are
+    dropped: the decoder holds whole genes to it, but not genes joined from window pieces, nor the
+    pieces of a gene at a sequence end, where Prodigal's ratio of edge to whole genes (60 / 90 bp) holds."""
     stats = stats if stats is not None else StitchStats()
     stats.predicted += len(predictions)
     whole = [p for p in predictions if not (p.cut_left or p.cut_right)]
     whole += _join_pieces([p for p in predictions if p.cut_left or p.cut_right], windows, stats)
     kept = _resolve_duplicates(whole, stats)
+    written = {(p.gene.strand, p.gene.end if p.gene.strand == "+" else p.gene.start) for p in kept}
+    kept += [
+        Prediction(orf, -math.inf, ())
+        for orf in long_orfs
+        if (orf.strand, orf.end if orf.strand == "+" else orf.start) not in written
+    ]
+    if min_coding_length:
+        long_enough = [p for p in kept if not _too_short(p, min_coding_length)]
+        stats.short_genes += len(kept) - len(long_enough)
+        kept = long_enough
     if move_start is not None:
         moved = [replace(p, gene=move_start(p.gene)) for p in kept]
         stats.moved_starts += sum(a.gene != b.gene for a, b in zip(kept, moved, strict=True))
         kept = moved
-    return kept if max_overlap is None else _resolve_overlaps(kept, max_overlap, stats)
+    kept = kept if max_overlap is None else _resolve_overlaps(kept, max_overlap, stats)
+    stats.long_orfs += sum(not p.windows for p in kept)
+    return sorted(kept, key=lambda p: p.gene)
 
 
 def _join_pieces(pieces: list[Prediction], windows: Sequence[Window], stats: StitchStats) -> list[Prediction]:
@@ -252,15 +281,16 @@ def _resolve_duplicates(predictions: list[Prediction], stats: StitchStats) -> li
 def _resolve_overlaps(
     predictions: list[Prediction], max_overlap: int, stats: StitchStats
 ) -> list[Prediction]:
-    """Longest first (then by score), each coding gene kept unless it overlaps a kept coding gene by more
-    than `max_overlap` bp; genes without a CDS are left alone. A candidate's rivals are the kept genes
-    that start at most the longest gene's length before it (found by bisection: a genome has thousands)."""
+    """Longest first (a long ORF no window wrote as if `LONG_ORF_HANDICAP` times shorter; then by score),
+    each coding gene kept unless it overlaps a kept coding gene by more than `max_overlap` bp; genes without
+    a CDS are left alone. A candidate's rivals are the kept genes that start at most the longest gene's
+    length before it (found by bisection: a genome has thousands)."""
 
-    def coding(p: Prediction) -> bool:
-        return any(t.cds is not None for t in p.gene.transcripts)
+    def rank(p: Prediction) -> tuple[float, float]:
+        return (-_length(p.gene) / (1 if p.windows else LONG_ORF_HANDICAP), -p.score)
 
-    candidates = sorted(filter(coding, predictions), key=lambda p: (p.gene.start - p.gene.end, -p.score))
-    longest = candidates[0].gene.end - candidates[0].gene.start + 1 if candidates else 0
+    candidates = sorted(filter(_coding, predictions), key=rank)
+    longest = max((_length(p.gene) for p in candidates), default=0)
     starts: list[int] = []  # of the kept coding genes, sorted, parallel to `kept`
     kept: list[Prediction] = []
     for p in candidates:
@@ -268,12 +298,29 @@ def _resolve_overlaps(
             bisect.bisect_left(starts, p.gene.start - longest) : bisect.bisect_right(starts, p.gene.end)
         ]
         if any(_overlap(p.gene, q.gene) > max_overlap for q in rivals):
-            stats.overlapping += 1
+            stats.overlapping += p.windows != ()  # a long ORF that loses was never a call
         else:
             index = bisect.bisect_right(starts, p.gene.start)
             starts.insert(index, p.gene.start)
             kept.insert(index, p)
-    return sorted(kept + [p for p in predictions if not coding(p)], key=lambda p: p.gene)
+    return sorted(kept + [p for p in predictions if not _coding(p)], key=lambda p: p.gene)
+
+
+def _coding(p: Prediction) -> bool:
+    return any(t.cds is not None for t in p.gene.transcripts)
+
+
+def _length(gene: Gene) -> int:
+    return gene.end - gene.start + 1
+
+
+def _too_short(p: Prediction, min_coding_length: int) -> bool:
+    """A coding gene that decoding did not hold to `min_coding_length` (joined from pieces, or open at a
+    sequence end) and is shorter than it (two thirds of it when open)."""
+    opened = p.gene.open_left or p.gene.open_right
+    if not _coding(p) or not (opened or len(p.windows) > 1):
+        return False
+    return _length(p.gene) < (min_coding_length * 2 // 3 if opened else min_coding_length)
 
 
 def _overlap(a: Gene, b: Gene) -> int:

@@ -82,3 +82,45 @@ def gffmoe(
         **kw,
     )
     return GffMoeForConditionalGeneration(config)
+
+
+def stitching_ablation(model, tokenizer, records, options, workers: int = 1) -> tuple[dict, object]:
+    """Genes per seqid of `records` under annotate.py's stitching rules (`options`, resolved for the model),
+    and without each rule that came after the decoder, all from ONE decoding (stitching is a pass over the
+    decoded windows, so the rows differ only by the rules): (rows {name: genes per seqid}, the decoding's
+    AnnotationStats). Rows: "defaults"; "longest starts" (no start scorer); "no long ORFs"; "neither";
+    "decoder's starts" (neither, and no start moved)."""
+    from dataclasses import replace
+
+    from annotation.annotator import (
+        AnnotationStats,
+        WindowAnnotator,
+        decode_windows,
+        stitch_contigs,
+        tile_records,
+    )
+    from annotation.starts import start_weight_vector
+
+    options = options.for_model(model.config)
+    stats = AnnotationStats()
+    annotator = WindowAnnotator(model, tokenizer, options)
+    started = time.perf_counter()
+    decoded = list(
+        decode_windows(annotator, tile_records(records, options, stats), None, stats, False, workers)
+    )
+    weights = start_weight_vector(getattr(model.config, "start_weights", None))
+    no_orfs = replace(options, long_orfs=0)
+    variants = {
+        "defaults": (options, weights),
+        "longest starts": (options, None),
+        "no long ORFs": (no_orfs, weights),
+        "neither": (no_orfs, None),
+        "decoder's starts": (replace(no_orfs, choose_starts=False), None),
+    }
+    rows = {}
+    for name, (variant, start_weights) in variants.items():
+        counted = stats if name == "defaults" else AnnotationStats()
+        rows[name] = {c.seqid: c.genes for c in stitch_contigs(decoded, counted, variant, start_weights)}
+        if name == "defaults":
+            stats.seconds = time.perf_counter() - started
+    return rows, stats

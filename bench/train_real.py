@@ -30,12 +30,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import machine  # noqa: E402
+from _common import machine, stitching_ablation  # noqa: E402
 
 import init_model  # noqa: E402
 import train  # noqa: E402
 from annotate import cpu_workers, load_model  # noqa: E402
-from annotation.annotator import AnnotationOptions, annotate_records  # noqa: E402
+from annotation.annotator import AnnotationOptions  # noqa: E402
 from dataset_builder.bake import BakeOptions, bake_genome  # noqa: E402
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes  # noqa: E402
 from genome_io.fasta import fasta_lengths, read_fasta  # noqa: E402
@@ -43,6 +43,8 @@ from genome_io.gff import read_gff  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
 from scoring.metrics import score  # noqa: E402
 from scoring.report import format_table  # noqa: E402
+
+LEVELS = ("gene_3prime", "gene_exact", "nucleotide")
 from tokenization.tokenizer import build_tokenizer  # noqa: E402
 
 SHARED = REPO.parent / "shared"
@@ -245,13 +247,9 @@ def main(argv=None) -> int:
             corpus = pombe(args.held_out or "III", args.held_out_bp, work)
         run, state, train_s = train_model(corpus, args, work)
         model, tokenizer = load_model(str(run))  # as annotate.py loads it
-        started = time.perf_counter()
         options = AnnotationOptions(taxon=corpus.taxon, window_size=args.window_bp)  # annotate.py's defaults
-        predicted, _, stats = annotate_records(
-            model, tokenizer, corpus.records, options, progress=False, workers=cpu_workers()
-        )
-        annotate_s = time.perf_counter() - started
-        callers = {"GFF-MoE (this run)": predicted}
+        ablation, stats = stitching_ablation(model, tokenizer, corpus.records, options, cpu_workers())
+        callers = {"GFF-MoE (this run)": ablation["defaults"]}
         for name, caller in corpus.baselines.items():
             callers[name] = caller(corpus.records)
 
@@ -268,10 +266,16 @@ def main(argv=None) -> int:
         print(f"padding fraction: source {source:.3f}, target {target:.3f}")
     bp = sum(len(dna) for _, dna in corpus.records)
     print(
-        f"annotating {corpus.held_out} ({bp} bp): {annotate_s:.0f} s, {stats.windows} windows, "
+        f"annotating {corpus.held_out} ({bp} bp): {stats.seconds:.0f} s, {stats.windows} windows, "
         f"{stats.decode_errors} decode errors\n"
     )
     print(format_table({name: score(corpus.reference, genes) for name, genes in callers.items()}))
+    if corpus.taxon == "prokaryotes":
+        print("\nwhat each stitching rule buys (the same decoded windows), F1 gene 3' / exact / nucleotide:")
+        for name, genes in ablation.items():
+            scores = score(corpus.reference, genes)
+            f1 = " / ".join(f"{getattr(scores, level).f1:.3f}" for level in LEVELS)
+            print(f"  {name:<18} {f1}   {sum(map(len, genes.values())):>6} genes")
     if corpus.taxon != "prokaryotes":
         print(f"\n({ANCHORS})")
     return 0

@@ -25,7 +25,8 @@ from annotation.annotator import (
     merge_reads,
     token_log_probs,
 )
-from annotation.constraints import GeneticCode, longest_start
+from annotation.constraints import GeneticCode
+from annotation.starts import pick_start, start_weight_vector
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
 from core.errors import InputError
 from core.features import DIRECT, Gene, Transcript
@@ -152,28 +153,6 @@ def test_a_coding_gene_overlapping_a_longer_one_too_much_is_dropped_on_either_st
     assert len(stitch(predictions, windows, max_overlap=600)) == 6
 
 
-def test_a_coding_gene_start_moves_to_its_orfs_longest_start_on_either_strand():
-    """The first start codon in frame after the previous stop (or N, or the sequence's end): GTG and TTG
-    count in code 11, not in code 1; genes open at their 5' end or of several exons stay as they are."""
-    code = GeneticCode(11)
-    upstream = (
-        "TGA" + "GCC" * 4 + "GTG" + "GCC" * 300 + "TTG"
-    )  # the GTG lies beyond the first 384 bp looked at
-    dna = "AC" + upstream + "ATG" + "GCC" * 100 + "TAA" + "CCCC"
-    gtg, atg = dna.index("GTG") + 1, dna.index("ATGGCC") + 1  # 1-based
-    gene = coding_gene(atg, atg + 302, "+")
-    assert longest_start(gene, dna, code) == coding_gene(gtg, atg + 302, "+")
-    n = len(dna)
-    minus = coding_gene(n - gene.end + 1, n - gene.start + 1, "-")
-    assert longest_start(minus, reverse_complement(dna), code) == coding_gene(minus.start, n - gtg + 1, "-")
-    for codon, start in (("NNN", gtg), ("ATG", 3)):  # an N codon stops the walk; no stop: the first start
-        assert longest_start(gene, dna[:2] + codon + dna[5:], code).start == start
-    assert longest_start(gene, dna, GeneticCode(1)) == gene  # code 1: only ATG starts
-    assert longest_start(replace(gene, open_left=True), dna, code).start == atg
-    spliced = Gene(atg, atg + 302, "+", transcripts=(Transcript("mRNA", ((atg, atg + 99), (atg + 150, atg + 302)), (atg, atg + 302)),))  # fmt: skip
-    assert longest_start(spliced, dna, code) == spliced
-
-
 def test_starts_move_before_the_overlap_limit_weighs_the_genes():
     """A real gene decoded with a late start is shorter than the shadow ORF across it; at its longest start
     it is longer, and stays."""
@@ -191,20 +170,86 @@ def test_starts_move_before_the_overlap_limit_weighs_the_genes():
     assert [p.gene for p in stitch(predictions, windows, max_overlap=60)] == [shadow]
 
 
-def test_annotation_moves_starts_to_the_longest_in_coding_gene_mode_only(tiny_model_dir):
+def test_annotation_chooses_starts_by_the_models_scorer_in_coding_gene_mode_only(tiny_model_dir):
+    """Without fitted weights each coding gene takes its ORF's longest start; with them (config
+    `start_weights`, as train.py saves them) the start they score highest."""
     model, tokenizer = steered_model(tiny_model_dir)
     records = [("c", random_dna(4000, seed=31))]
-    options = AnnotationOptions(window_size=2000, overlap=500, min_coding_length=60, max_new_tokens=60)
+    options = AnnotationOptions(
+        window_size=2000, overlap=500, min_coding_length=60, max_new_tokens=60, long_orfs=0
+    )
     genes, _, stats = annotate_records(model, tokenizer, records, options, progress=False)
     kept, _, same = annotate_records(
-        model, tokenizer, records, replace(options, longest_starts=False), progress=False
+        model, tokenizer, records, replace(options, choose_starts=False), progress=False
     )
     coding = [g for g in genes["c"] if g.transcripts and g.transcripts[0].cds]
     assert stats.stitch.moved_starts > 0 and f"{stats.stitch.moved_starts} starts moved" in stats.summary()
-    assert all(longest_start(g, records[0][1], GeneticCode(11)) == g for g in coding)
+    assert all(pick_start(g, records[0][1], GeneticCode(11)) == g for g in coding)
     assert same.stitch.moved_starts == 0 and kept != genes
-    assert not AnnotationOptions("unicellular").moves_starts and AnnotationOptions().moves_starts
-    assert not AnnotationOptions(constraints=False).moves_starts
+    assert not AnnotationOptions("unicellular").chooses_starts and AnnotationOptions().chooses_starts
+    assert not AnnotationOptions(constraints=False).chooses_starts
+
+    model.config.start_weights = {"codon ATG": 2.0, "log rank": -0.5}
+    scored, _, _ = annotate_records(model, tokenizer, records, options, progress=False)
+    weights = start_weight_vector(model.config.start_weights)
+    coding = [g for g in scored["c"] if g.transcripts and g.transcripts[0].cds]
+    assert all(pick_start(g, records[0][1], GeneticCode(11), weights, 60) == g for g in coding)
+    assert scored != genes
+
+
+def test_long_orfs_join_the_calls_and_win_only_when_much_longer():
+    """An ORF no window wrote is a gene unless a call explains it: one with its stop, or one overlapping it
+    that is more than 1 / LONG_ORF_HANDICAP of its length; it is kept with no score."""
+    windows = tile("c", random_dna(20_000, seed=9), size=20_000, overlap=0)
+    inside = coding_gene(1501, 1800, "-")  # a short call inside a long ORF of the other strand
+    rival = coding_gene(5101, 6000, "+")  # 900 bp: more than 1200 / 1.5
+    written = coding_gene(9001, 10_200, "-")  # the call of the ORF below, with another start
+    calls = [inside, rival, written]
+    orfs = [
+        coding_gene(1001, 2200, "+"),  # displaces `inside`
+        coding_gene(5001, 6200, "-"),  # loses to `rival`
+        coding_gene(9001, 10_500, "-"),  # same stop as `written`: already called
+        coding_gene(15_001, 15_900, "+"),  # alone
+    ]
+    predictions = place(windows[0], 0, [g.shift(-1) for g in calls], [-0.5] * 3)
+    stats = StitchStats()
+    kept = stitch(predictions, windows, stats, max_overlap=60, long_orfs=orfs)
+    assert [p.gene for p in kept] == [orfs[0], rival, written, orfs[3]]
+    assert [p.windows for p in kept] == [(), (0,), (0,), ()] and stats.long_orfs == 2
+    assert stats.overlapping == 1  # `inside`; the ORF that lost was never a call
+    assert AnnotationOptions().long_orf_bp == 600 and AnnotationOptions("plants").long_orf_bp == 0
+
+
+def test_stitched_coding_genes_keep_the_minimum_length_two_thirds_of_it_at_a_sequence_end():
+    """The decoder holds whole genes to `min_coding_length`; genes joined from window pieces and the pieces
+    of a gene at a sequence end (exempt while decoding) meet it after stitching."""
+    windows = tile("c", random_dna(1300, seed=10), size=1000, overlap=700)  # 1..1000 and 301..1300
+    edge = replace(coding_gene(1, 650, "+"), open_left=True)  # kept at 900 * 2 // 3 = 600
+    sliver = replace(coding_gene(1271, 1300, "-"), open_left=True)  # 30 bp: a codon or two of a gene
+    joined = coding_gene(251, 1050, "-")  # 800 bp, only ever written as two pieces
+    predictions = place(windows[0], 0, [g.shift(-1) for g in (edge, joined.clip(1, 1000))], [-0.5] * 2)
+    predictions += place(windows[1], 1, [g.shift(-301) for g in (joined.clip(301, 1300), sliver)], [-0.5] * 2)
+    stats = StitchStats()
+    kept = stitch(predictions, windows, stats, min_coding_length=900)
+    assert [p.gene for p in kept] == [edge] and stats.short_genes == 2 and stats.joined == 1
+    assert [p.gene for p in stitch(predictions, windows)] == [edge, joined, sliver]
+    assert AnnotationOptions().stitch_min_length == 300 and AnnotationOptions("plants").stitch_min_length == 0
+
+
+def test_a_model_that_writes_nothing_still_gets_the_long_orfs_unscored(tiny_model_dir, tmp_path):
+    model, tokenizer = annotate.load_model(str(tiny_model_dir))
+    orf = "ATG" + "GCC" * 400 + "TAA"  # CCG / CGC in the other frames: no start codon
+    flank = "TTAA" * 500  # a stop in every frame
+    dna = flank + orf + flank
+    options = AnnotationOptions(window_size=3000, overlap=500, max_new_tokens=1)
+    genes, _, stats = annotate_records(model, tokenizer, [("c", dna)], options, progress=False)
+    assert genes["c"] == [coding_gene(2001, 2000 + len(orf), "+")]
+    assert stats.scores["c"] == [None] and stats.stitch.long_orfs == 1
+    assert "1 long ORFs added" in stats.summary()
+    none, _, _ = annotate_records(
+        model, tokenizer, [("c", dna)], replace(options, long_orfs=0), progress=False
+    )
+    assert none["c"] == []
 
 
 def test_the_overlap_limit_is_on_in_coding_gene_mode_only():
@@ -232,7 +277,7 @@ def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
         "0.5",
     ]
     flags += ["--no-both_strands", "--window_size", "700", "--overlap", "100", "--max_new_tokens", "9"]
-    flags += ["--no_longest_starts"]
+    flags += ["--no_choose_starts", "--long_orfs", "900"]
     assert annotate.parse_args([*REQUIRED, *flags]).options == AnnotationOptions(
         "plants",
         window_size=700,
@@ -246,7 +291,8 @@ def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
         min_coding_length=60,
         track_weight=0.5,
         both_strands=False,
-        longest_starts=False,
+        choose_starts=False,
+        long_orfs=900,
     )
 
 
@@ -612,7 +658,9 @@ def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
 ):
     model, tokenizer = steered_model(tiny_model_dir)
     fasta, contigs = small_fasta
-    options = AnnotationOptions(window_size=600, overlap=150, max_new_tokens=budget, num_beams=num_beams)
+    options = AnnotationOptions(
+        window_size=600, overlap=150, max_new_tokens=budget, num_beams=num_beams, min_coding_length=60
+    )
     genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, options, progress=False)
     assert lengths == {k: len(v) for k, v in contigs.items()}
     expected = [w for seqid, dna in contigs.items() for w in tile(seqid, dna, 600, 150)]
@@ -713,7 +761,9 @@ def test_a_long_contig_and_many_tiny_ones_stream_in_full_batches_with_every_base
     model, tokenizer = steered_model(tiny_model_dir)
     contigs = assembly(6000, tiny=120)
     lengths = {seqid: len(sequence) for seqid, sequence in contigs.items()}
-    options = AnnotationOptions(window_size=600, overlap=150, max_new_tokens=24, batch_size=8)
+    options = AnnotationOptions(
+        window_size=600, overlap=150, max_new_tokens=24, batch_size=8, min_coding_length=60
+    )
     read = []  # seqids the annotation has pulled from the records so far
 
     def records():
@@ -742,6 +792,7 @@ def test_a_long_contig_and_many_tiny_ones_stream_in_full_batches_with_every_base
     gff3 = tmp_path / "asm.gff3"
     argv = ["--model", str(tiny_model_dir), "--fasta", str(fasta), "--out", str(gff3), "--quiet"]
     argv += ["--window_size", "600", "--overlap", "150", "--max_new_tokens", "24", "--batch_size", "8"]
+    argv += ["--min_coding_length", "60"]
     with patch.object(annotate, "load_model", return_value=(model, tokenizer)):
         assert annotate.main(argv) == 0
     assert f"{stats.covered_bases:,} of {stats.sequence_bases:,} bp in windows" in capsys.readouterr().out

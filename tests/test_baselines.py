@@ -27,7 +27,7 @@ def sense_codons(rng: random.Random, n: int) -> str:
 
 
 def brute_force_orfs(sequence: str, min_len: int, starts=STARTS) -> set[tuple[int, int, str]]:
-    """Codon by codon: the first start after each in-frame stop opens an ORF that the next stop closes."""
+    """Codon by codon: the first start after each in-frame stop or N opens an ORF that the next stop closes."""
     found = set()
     for strand, seq in (("+", sequence), ("-", reverse_complement(sequence))):
         for frame in range(3):
@@ -38,6 +38,8 @@ def brute_force_orfs(sequence: str, min_len: int, starts=STARTS) -> set[tuple[in
                     if start is not None and i + 3 - start >= min_len:
                         s, e = start + 1, i + 3
                         found.add((s, e, "+") if strand == "+" else (len(seq) - e + 1, len(seq) - s + 1, "-"))
+                    start = None
+                elif "N" in codon:
                     start = None
                 elif start is None and codon in starts:
                     start = i

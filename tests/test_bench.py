@@ -99,6 +99,9 @@ def test_annotation_benchmark_times_a_trained_model_at_the_defaults_beside_pyrod
     assert "12,000 bp" in out and "defaults for this model: 9,000 bp windows overlapping 3,000 bp" in out, out
     for row in ("defaults", "Prodigal", "ORF floor"):
         assert any(line.strip().startswith(row) for line in out.splitlines()), out
+    ablation = out.split("what each stitching rule buys at the defaults")[1].splitlines()[1:]
+    rows = ("defaults", "longest starts", "no long ORFs", "neither", "decoder's starts")
+    assert [line[2:18].strip() for line in ablation] == list(rows), out
 
 
 def test_memory_benchmark_prints_each_layout_against_the_reference_run():

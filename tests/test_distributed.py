@@ -146,7 +146,8 @@ def test_annotate_on_two_cpu_processes_writes_what_one_process_writes(tmp_path, 
     )  # an odd number of batches: one process idles in the last round
     fasta = write_text(tmp_path / "asm.fa", "".join(f">{k}\n{v}\n" for k, v in contigs.items()))
     argv = ["annotate.py", "--model", str(model_dir), "--fasta", str(fasta), "--window_size", "600",
-            "--overlap", "150", "--max_new_tokens", "24", "--batch_size", "3", "--quiet"]  # fmt: skip
+            "--overlap", "150", "--max_new_tokens", "24", "--batch_size", "3", "--min_coding_length", "60",
+            "--quiet"]  # fmt: skip
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/cpu_ddp.yaml",
               "--main_process_port", str(free_port())]  # fmt: skip
     one = run_cli(

@@ -16,6 +16,7 @@ import yaml
 from transformers import AutoConfig, AutoTokenizer, TrainerCallback
 
 import train
+from annotation.starts import FEATURES
 from core.features import Gene
 from dataset_builder.bake import BakeOptions, bake_genome
 from tests.fixtures.genes import coding
@@ -329,6 +330,9 @@ def test_train_logs_router_stats_evaluates_and_writes_a_hub_ready_directory(tmp_
     assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(config["auto_map"])
     assert config["training_window_bp"] == 400  # annotation's default window, and the card's
     assert config["training_taxa"] == ["prokaryotes"]  # annotation's default taxon
+    # The start scorer, fitted on the training genes (tests/test_starts.py), saved for annotation.
+    assert set(config["start_weights"]) == set(FEATURES) and any(config["start_weights"].values())
+    assert "a start scorer fitted on the training genes" in (out / "README.md").read_text()
     assert "(window 400 bp;" in (out / "README.md").read_text()
     front_matter = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert front_matter["library_name"] == "transformers" and front_matter["pipeline_tag"]

@@ -80,9 +80,15 @@ def architecture(config) -> str:
         if config.track_loss_weight
         else ""
     )
+    starts = (
+        "; a start scorer fitted on the training genes (`start_weights`: which start codon of its ORF a "
+        "bacterial gene takes)"
+        if getattr(config, "start_weights", None)
+        else ""
+    )
     return (
         f"DNABERT-2-style encoder ({config.num_hidden_layers} layers, hidden size {config.hidden_size}) + "
-        f"{decoder}, {config.decoder_layers} layers; {config.coordinate_scheme} coordinates{track}"
+        f"{decoder}, {config.decoder_layers} layers; {config.coordinate_scheme} coordinates{track}{starts}"
     )
 
 

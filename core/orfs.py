@@ -1,0 +1,80 @@
+"""Open reading frames of a DNA sequence: what the ORF floor calls and the annotator's long-ORF rule adds.
+
+Vectorised over codons with numpy: a 4 Mbp genome takes about a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from core.features import DIRECT, Gene, Transcript
+
+# A=0 C=1 G=2 T=3, anything else 4. One byte a base and a codon (25a + 5b + c <= 124): a 20 Mbp contig's
+# arrays stay tens of MB.
+_BASE_CODES = np.full(256, 4, dtype=np.uint8)
+_BASE_CODES[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
+_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
+
+
+def coding_gene(start: int, end: int, strand: str, open_left=False, open_right=False) -> Gene:
+    """A single-segment protein-coding gene, NCBI style (gene -> CDS)."""
+    transcript = Transcript(DIRECT, exons=((start, end),), cds=(start, end))
+    return Gene(start, end, strand, transcripts=(transcript,), open_left=open_left, open_right=open_right)
+
+
+def open_reading_frames(
+    sequence: str, start_codons: Iterable[str], stop_codons: Iterable[str], min_len: int
+) -> list[Gene]:
+    """Every ORF of at least `min_len` bp (start to stop codon inclusive) on both strands of upper-case
+    `sequence`, as 1-based single-exon coding genes, sorted. Each stop codon closes at most one ORF, which
+    takes its longest start: the first start codon in frame after the previous stop or unknown base (N).
+    ORFs running off an end are not called."""
+    starts, stops = _codon_table(start_codons), _codon_table(stop_codons)
+    bases = _encode(sequence)
+    length = len(bases)
+    found = [coding_gene(s + 1, e + 1, "+") for s, e in _strand_orfs(bases, starts, stops, min_len)]
+    bases = _COMPLEMENT[bases][::-1]  # the reverse complement, in place of the forward codes
+    found += [
+        coding_gene(length - e, length - s, "-") for s, e in _strand_orfs(bases, starts, stops, min_len)
+    ]
+    return sorted(found)
+
+
+def _encode(sequence: str) -> np.ndarray:
+    return _BASE_CODES[np.frombuffer(sequence.encode("ascii", "replace"), dtype=np.uint8)]
+
+
+def _codon_table(codons: Iterable[str]) -> np.ndarray:
+    """A lookup over codon codes 25a + 5b + c: True for `codons`."""
+    table = np.zeros(125, dtype=bool)
+    table[[_encode(codon).astype(np.int64) @ [25, 5, 1] for codon in codons]] = True
+    return table
+
+
+def _strand_orfs(
+    bases: np.ndarray, starts: np.ndarray, stops: np.ndarray, min_len: int
+) -> Iterator[tuple[int, int]]:
+    """0-based inclusive (start, end) of the ORFs of the strand that `bases` (codes) spell, stop included;
+    `starts` and `stops` are `_codon_table`s."""
+    for frame in range(3):  # one frame at a time: a third of the sequence in each array
+        n = (len(bases) - frame) // 3
+        first, second, third = (bases[frame + k :: 3][:n] for k in range(3))
+        codons = first * 25 + second * 5 + third
+        is_stop = stops[codons]
+        stop_at = np.flatnonzero(is_stop)
+        start_at = np.flatnonzero(starts[codons])
+        # A codon with an unknown base bars the way like a stop, but ends no ORF.
+        barrier_at = np.flatnonzero(is_stop | (first > 3) | (second > 3) | (third > 3))
+        if not len(start_at):
+            continue
+        before = np.searchsorted(barrier_at, stop_at) - 1  # each stop is a barrier: the one before it
+        previous_barrier = np.where(before >= 0, barrier_at[np.maximum(before, 0)], -1)
+        # First start after the previous barrier; it belongs to this ORF if it comes before this stop.
+        first_start = np.searchsorted(start_at, previous_barrier, side="right")
+        has_start = first_start < len(start_at)
+        start_codon = start_at[np.minimum(first_start, len(start_at) - 1)]
+        keep = has_start & (start_codon < stop_at) & ((stop_at - start_codon + 1) * 3 >= min_len)
+        for start, stop in zip(start_codon[keep], stop_at[keep], strict=True):
+            yield frame + 3 * int(start), frame + 3 * int(stop) + 2
