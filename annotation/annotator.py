@@ -42,7 +42,7 @@ from core.errors import InputError
 from core.features import Gene
 from core.orfs import open_reading_frames
 from core.taxa import TAXA
-from genome_io.fasta import normalise_dna, read_fasta
+from genome_io.fasta import read_fasta
 from genome_io.files import numbered_lines
 from genome_io.gff import GffReadResult, read_gff
 from genome_io.gff3_writer import unescape_seqid
@@ -870,7 +870,7 @@ def stitch_contigs(
             else None
         )
         long_orfs = (
-            open_reading_frames(normalise_dna(dna), code.start_codons, code.stop_codons, options.long_orf_bp)
+            open_reading_frames(dna, code.start_codons, code.stop_codons, options.long_orf_bp)
             if options.long_orf_bp
             else ()
         )

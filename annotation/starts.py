@@ -76,9 +76,8 @@ def orf_starts(gene: Gene, dna: str, code: GeneticCode) -> OrfStarts | None:
         text = normalise_dna(upstream[trim:] + body)
         codes = base_codes(text)
         codons = codon_ids(codes)[::3]
-        # The codon before the gene's own start (and nothing after it) can bar the way; the one at the
-        # start is a start codon, those after it are the gene's own.
-        before = (len(upstream) - trim) // 3
+        before = (len(upstream) - trim) // 3  # codons upstream of the gene's own start: where barriers are
+
         barriers = np.flatnonzero(code.is_stop[codons[:before]] | (codons[:before] == 64))
         if (len(barriers) and 3 * barriers[-1] >= UPSTREAM) or at_end:
             break
@@ -133,9 +132,8 @@ def pick_start(
     span = (gene.start, gene.end)
     (transcript, *more) = gene.transcripts or (None,)
     five_open = gene.open_left if gene.strand == "+" else gene.open_right
-    if more or transcript is None or transcript.exons != (span,) or transcript.cds != span or five_open:
-        return gene
-    if gene.strand not in ("+", "-"):
+    one_exon = transcript is not None and not more and transcript.exons == (span,) and transcript.cds == span
+    if not one_exon or five_open or gene.strand not in ("+", "-"):
         return gene
     orf = orf_starts(gene, dna, code)
     if orf is None:

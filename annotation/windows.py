@@ -13,7 +13,8 @@ Stitching (`stitch`), on contig-level 1-based genes:
    are the same locus seen twice, and so are genes of one window on the same strand with the same 3' end
    (a gene written twice, or two starts of one stop): the higher score wins, each copy removed is counted;
 4. coding-gene mode: long ORFs (`LONG_ORF` bp or more) that no gene of step 3 ends at join the genes,
-   unscored, and coding genes shorter than `min_coding_length` (two thirds of it at a sequence end) leave;
+   unscored; coding genes joined from pieces or open at a sequence end (decoding exempts both from the
+   minimum length) leave when shorter than `min_coding_length` (two thirds of it at a sequence end);
 5. with `move_start` (coding-gene mode: `starts.pick_start`, the ORF's best start codon), each gene's
    start moved, before the overlaps are weighed, since there the longer gene stays and a real gene decoded
    with a late start is shorter than it is (longest starts, demo's model, held-out region: gene 3' / exact /
@@ -47,8 +48,9 @@ MAX_OVERLAP = 60
 # Coding-gene mode: ORFs at least this long (the ORF floor's) join the calls, and win an overlap against a
 # call only when this many times longer than it. A small model misses long genes the floor finds and writes
 # short ORFs inside them (T. pallidum after 12 CPU-minutes: 119 missed genes >= 600 bp, 91 of 116 calls
-# < 400 bp false). Handicap 1, 1.25, 1.5, 2: gene 3' F1 of the demo's model on 200 kbp of unseen
-# M. abscessus 0.764 / 0.767 / 0.756 / 0.745, Paracoccus 0.500 / 0.518 / 0.543 / 0.536 (none: 0.720, 0.552).
+# < 400 bp false). Handicap 1, 1.25, 1.5, 2 (a scratch measurement on the previous demo model's calls): gene
+# 3' F1 on 200 kbp of unseen M. abscessus 0.764 / 0.767 / 0.756 / 0.745, on a 162 kbp Paracoccus contig
+# 0.500 / 0.518 / 0.543 / 0.536 (no rule: 0.720, 0.552).
 LONG_ORF = 600
 LONG_ORF_HANDICAP = 1.5
 
@@ -154,7 +156,7 @@ class StitchStats:
     overlapping: int = 0  # coding genes overlapping a longer one by more than `max_overlap` bp
     moved_starts: int = 0  # coding genes whose start `move_start` moved
     long_orfs: int = 0  # long ORFs kept as genes that no window wrote
-    short_genes: int = 0  # coding genes shorter than `min_coding_length` (less at a sequence end)
+    short_genes: int = 0  # joined or sequence-end coding genes under `min_coding_length` (see `stitch`)
 
 
 def stitch(
@@ -170,9 +172,9 @@ def stitch(
     `long_orfs` (contig-level ORFs) join them as genes that no window wrote (`windows` empty, score -inf);
     with `move_start`, each gene's start as it says; with `max_overlap`, no two coding genes overlapping by
     more than that many bp (the longer stays, a long ORF only when `LONG_ORF_HANDICAP` times longer);
-    coding genes shorter than `min_coding_length` bp (two thirds of it when open at a sequence end) are
-    dropped: the decoder holds whole genes to it, but not genes joined from window pieces, nor the
-    pieces of a gene at a sequence end, where Prodigal's ratio of edge to whole genes (60 / 90 bp) holds."""
+    coding genes joined from window pieces or open at a sequence end are dropped when shorter than
+    `min_coding_length` bp (two thirds of it at a sequence end, Prodigal's ratio of edge to whole genes,
+    60 / 90 bp): the decoder holds the other genes to it, but exempts pieces."""
     stats = stats if stats is not None else StitchStats()
     stats.predicted += len(predictions)
     whole = [p for p in predictions if not (p.cut_left or p.cut_right)]

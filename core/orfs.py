@@ -11,10 +11,11 @@ import numpy as np
 
 from core.features import DIRECT, Gene, Transcript
 
-# A=0 C=1 G=2 T=3, anything else 4. One byte a base and a codon (25a + 5b + c <= 124): a 20 Mbp contig's
-# arrays stay tens of MB.
+# A=0 C=1 G=2 T=3 (either case, U as T: no upper-cased copy of a contig is made), anything else 4. One byte
+# a base and a codon (25a + 5b + c <= 124): a 20 Mbp contig's arrays stay tens of MB.
 _BASE_CODES = np.full(256, 4, dtype=np.uint8)
-_BASE_CODES[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
+for _letters in (b"ACGT", b"acgt", b"ACGU", b"acgu"):
+    _BASE_CODES[np.frombuffer(_letters, dtype=np.uint8)] = np.arange(4)
 _COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 
 
@@ -27,8 +28,8 @@ def coding_gene(start: int, end: int, strand: str, open_left=False, open_right=F
 def open_reading_frames(
     sequence: str, start_codons: Iterable[str], stop_codons: Iterable[str], min_len: int
 ) -> list[Gene]:
-    """Every ORF of at least `min_len` bp (start to stop codon inclusive) on both strands of upper-case
-    `sequence`, as 1-based single-exon coding genes, sorted. Each stop codon closes at most one ORF, which
+    """Every ORF of at least `min_len` bp (start to stop codon inclusive) on both strands of `sequence` (any
+    case, U as T), as 1-based single-exon coding genes, sorted. Each stop codon closes at most one ORF, which
     takes its longest start: the first start codon in frame after the previous stop or unknown base (N).
     ORFs running off an end are not called."""
     starts, stops = _codon_table(start_codons), _codon_table(stop_codons)

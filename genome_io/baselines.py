@@ -90,8 +90,7 @@ def orf_floor_genes(
     min_len = default_len if min_len is None else min_len
     stops = unambiguous_dna_by_id[translation_table].stop_codons
     return {
-        seqid: open_reading_frames(normalise_dna(sequence), starts, stops, min_len)
-        for seqid, sequence in _records(fasta)
+        seqid: open_reading_frames(sequence, starts, stops, min_len) for seqid, sequence in _records(fasta)
     }
 
 

@@ -58,6 +58,8 @@ def test_orf_floor_matches_brute_force(seed, taxon, starts):
     genes = orf_floor_genes([("s", sequence)], taxon, min_len=150)["s"]
     assert len(genes) > 10
     assert as_tuples(genes) == brute_force_orfs(sequence, 150, starts)
+    soft_masked_rna = sequence.lower().replace("t", "u")  # read as the DNA it spells, no copy upper-cased
+    assert orf_floor_genes([("s", soft_masked_rna)], taxon, min_len=150)["s"] == genes
 
 
 def test_eukaryote_orf_floor_is_300_bp_from_atg():
