@@ -10,6 +10,7 @@ whole single-exon coding genes whose ORF begins after a stop. Needs ../shared (n
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def examples(name: str) -> list[tuple[np.ndarray, int]]:
     return [example for example in found if example is not None]
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args(argv)
     if not SHARED_GENOMES.is_dir():
         print(f"starts.py: {SHARED_GENOMES}: the shared genomes are not here; nothing to measure")
         return 0
