@@ -2,8 +2,8 @@
 
     python bench/starts.py
 
-For each of the four shared bacteria: the scorer (`training.starts`) fitted on the curated genes of the
-other three, then applied to this one's genes, each given its stop (as after the decoder): the share of
+For each of the four shared bacteria (`--bacteria`): the scorer (`training.starts`) fitted on the curated
+genes of the others, then applied to this one's genes, each given its stop (as after the decoder): the share of
 starts right, beside the longest-start rule (the ORF floor's, and the annotator's without a scorer). Genes:
 whole single-exon coding genes whose ORF begins after a stop. Needs ../shared (never copied).
 """
@@ -40,15 +40,23 @@ def examples(name: str) -> list[tuple[np.ndarray, int]]:
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    ).parse_args(argv)
+    )
+    parser.add_argument(
+        "--bacteria",
+        nargs="+",
+        choices=BACTERIA,
+        default=BACTERIA,
+        help="shared bacteria (default: all four)",
+    )
+    args = parser.parse_args(argv)
     if not SHARED_GENOMES.is_dir():
         print(f"starts.py: {SHARED_GENOMES}: the shared genomes are not here; nothing to measure")
         return 0
     print(machine())
-    data = {name: examples(name) for name in BACTERIA}
-    print("share of real starts picked, the scorer fitted on the other three bacteria:")
+    data = {name: examples(name) for name in args.bacteria}
+    print("share of real starts picked, the scorer fitted on the other bacteria:")
     print(f"  {'bacterium':<20} {'genes':>6}  {'longest start':>13}  {'start scorer':>12}")
     for name, held_out in data.items():
         weights = start_weight_vector(fit_start_weights([e for n, d in data.items() if n != name for e in d]))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from genome_io.gff3_writer import write_gff3
+from tests.fixtures.genomes import shared_genome
 from tests.fixtures.training import tiny_model_dir
 from tokenization.codec import text_to_genes
 from training.synthetic import orf_window
@@ -136,3 +137,22 @@ def test_memory_benchmark_prints_each_layout_against_the_reference_run():
     peaks = [float(row.split(" MiB")[0].split()[-1]) for row in rows]
     ratios = [float(row.split("x")[0].split()[-1]) for row in (r.split(" MiB", 1)[1] for r in rows)]
     assert ratios == pytest.approx([peak / peaks[0] for peak in peaks], abs=0.01), done.stdout
+
+
+def test_start_benchmark_fits_on_one_bacterium_and_scores_another():
+    """bench/starts.py on two shared bacteria: the scorer fitted on each, scored on the other's curated starts;
+    Paracoccus' starts are found far more often than the longest-start rule finds them."""
+    for name in ("tpallidum_nichols", "paracoccus_scn6821"):
+        shared_genome(name)
+    done = subprocess.run(
+        [sys.executable, "bench/starts.py", "--bacteria", "tpallidum_nichols", "paracoccus_scn6821"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[3:]}
+    assert set(rows) == {"tpallidum_nichols", "paracoccus_scn6821"}, done.stdout
+    genes, longest, scored = rows["paracoccus_scn6821"]
+    assert int(genes) > 1000 and float(scored) > float(longest) + 0.1, done.stdout
