@@ -47,7 +47,7 @@ from Bio.Data.CodonTable import unambiguous_dna_by_id
 from transformers import LogitsProcessor
 
 from core.features import is_gene_type
-from genome_io.fasta import normalise_dna
+from core.orfs import COMPLEMENT, base_codes, codon_ids, codon_table
 from tokenization.codec import (
     ANNOTATION_TASK,
     BOS,
@@ -79,10 +79,6 @@ MAX_TRANSCRIPTS = 16  # per gene; the shared genomes have at most a handful
 MIN_CODING_LENGTH = 300
 STRANDS = ("+", "-", ".")
 CODING_GENE_TYPES = ("gene", "protein_coding_gene")  # gene types whose span coding-gene mode snaps to an ORF
-_CODE = np.full(256, 4, dtype=np.int8)
-for _i, _b in enumerate("ACGT"):
-    _CODE[ord(_b)] = _i
-_COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.int8)
 
 
 def _revcomp(dinucleotide: str) -> str:
@@ -90,34 +86,14 @@ def _revcomp(dinucleotide: str) -> str:
 
 
 class GeneticCode:
-    """Start and stop codons of an NCBI translation table, as lookups over codon ids 16a + 4b + c (64 = has N)."""
+    """Start and stop codons of an NCBI translation table, as lookups over codon ids (`core.orfs.codon_ids`)."""
 
     def __init__(self, table: int = 11, start_codons: Sequence[str] | None = None):
         stops = unambiguous_dna_by_id[table].stop_codons
         starts = start_codons or DEFAULT_START_CODONS.get(table, ("ATG",))
         self.table = table
         self.start_codons, self.stop_codons = tuple(starts), tuple(stops)
-        self.is_start, self.is_stop = np.zeros(65, bool), np.zeros(65, bool)
-        self.is_start[[codon_id(c) for c in starts]] = True
-        self.is_stop[[codon_id(c) for c in stops]] = True
-
-
-def base_codes(dna: str) -> np.ndarray:
-    """A=0 C=1 G=2 T=3, anything else 4, per base of upper-case `dna`."""
-    return _CODE[np.frombuffer(dna.encode("ascii"), dtype=np.uint8)]
-
-
-def codon_id(codon: str) -> int:
-    a, b, c = (int(_CODE[ord(x)]) for x in codon)
-    return 16 * a + 4 * b + c
-
-
-def codon_ids(codes: np.ndarray) -> np.ndarray:
-    """Id of the codon starting at each position (len - 2 of them); 64 where a base is N."""
-    a, b, c = codes[:-2].astype(np.int16), codes[1:-1].astype(np.int16), codes[2:].astype(np.int16)
-    ids = 16 * a + 4 * b + c
-    ids[(a > 3) | (b > 3) | (c > 3)] = 64
-    return ids
+        self.is_start, self.is_stop = codon_table(starts), codon_table(stops)
 
 
 class WindowTables:
@@ -126,7 +102,7 @@ class WindowTables:
     def __init__(self, dna: str, code: GeneticCode, addressable: np.ndarray | None = None):
         self.length = len(dna)
         self.code = code
-        self.bases = base_codes(normalise_dna(dna))
+        self.bases = base_codes(dna)  # any case, U as T
         # Bases a coordinate may name (pointer coordinates can only name bases inside DNA tokens).
         self.addressable = np.ones(self.length, bool) if addressable is None else addressable
         self._splice_cache: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -134,7 +110,7 @@ class WindowTables:
 
     def dinucleotide_at(self, motif: str) -> np.ndarray:
         """Boolean per position i: bases i, i+1 spell `motif` (False at the last base)."""
-        a, b = (int(_CODE[ord(x)]) for x in motif)
+        a, b = (int(code) for code in base_codes(motif))
         hit = np.zeros(self.length, bool)
         hit[:-1] = (self.bases[:-1] == a) & (self.bases[1:] == b)
         return hit
@@ -177,7 +153,7 @@ class WindowTables:
         positions = np.concatenate([np.arange(s, e + 1) for s, e in exons])
         bases = self.bases[positions]
         if strand == "-":  # transcription orientation
-            positions, bases = positions[::-1], _COMPLEMENT[bases[::-1]]
+            positions, bases = positions[::-1], COMPLEMENT[bases[::-1]]
         n = len(bases)
         if n < 3:
             return CodingSpans(np.zeros((0, 3), dtype=np.int64))

@@ -21,9 +21,10 @@ import numpy as np
 from Bio.Seq import reverse_complement
 
 from core.features import Gene
+from core.orfs import UNKNOWN_CODON, base_codes, codon_id, codon_ids
 from genome_io.fasta import normalise_dna
 
-from .constraints import GeneticCode, base_codes, codon_id, codon_ids
+from .constraints import GeneticCode
 
 UPSTREAM = 20  # bp before a start codon that its features read
 SHINE_DALGARNO = "AGGAGG"  # the 16S rRNA 3' end's complement, in every bacterial phylum
@@ -75,10 +76,10 @@ def orf_starts(gene: Gene, dna: str, code: GeneticCode) -> OrfStarts | None:
         trim = len(upstream) % 3  # whole codons in the gene's frame
         text = normalise_dna(upstream[trim:] + body)
         codes = base_codes(text)
-        codons = codon_ids(codes)[::3]
+        codons = codon_ids(codes, step=3)
         before = (len(upstream) - trim) // 3  # codons upstream of the gene's own start: where barriers are
 
-        barriers = np.flatnonzero(code.is_stop[codons[:before]] | (codons[:before] == 64))
+        barriers = np.flatnonzero(code.is_stop[codons[:before]] | (codons[:before] == UNKNOWN_CODON))
         if (len(barriers) and 3 * barriers[-1] >= UPSTREAM) or at_end:
             break
         reach *= 4
