@@ -123,18 +123,22 @@ def start_weight_vector(weights: Mapping[str, float] | None) -> np.ndarray | Non
     return np.array([weights.get(name, 0.0) for name in FEATURES], np.float32)
 
 
+def movable(gene: Gene) -> bool:
+    """A coding gene of one exon (CDS = exon = gene) on + or - with a closed 5' end: its start can move."""
+    span = (gene.start, gene.end)
+    (transcript, *more) = gene.transcripts or (None,)
+    one_exon = transcript is not None and not more and transcript.exons == (span,) and transcript.cds == span
+    five_open = gene.open_left if gene.strand == "+" else gene.open_right
+    return one_exon and not five_open and gene.strand in ("+", "-")
+
+
 def pick_start(
     gene: Gene, dna: str, code: GeneticCode, weights: np.ndarray | None = None, min_length: int = 0
 ) -> Gene:
     """`gene` (1-based, on `dna`) with its start moved to its ORF's best start codon by `weights` (the
-    first of the ORF, its longest start, when None), among those leaving it at least `min_length` bp.
-    Only a whole coding gene of one exon (CDS = exon = gene) with a closed 5' end moves; any other comes
-    back as it is."""
-    span = (gene.start, gene.end)
-    (transcript, *more) = gene.transcripts or (None,)
-    five_open = gene.open_left if gene.strand == "+" else gene.open_right
-    one_exon = transcript is not None and not more and transcript.exons == (span,) and transcript.cds == span
-    if not one_exon or five_open or gene.strand not in ("+", "-"):
+    first of the ORF, its longest start, when None), among those leaving it at least `min_length` bp. A
+    gene that is not `movable` comes back as it is."""
+    if not movable(gene):
         return gene
     orf = orf_starts(gene, dna, code)
     if orf is None:
@@ -143,5 +147,5 @@ def pick_start(
     scores[(orf.lengths < min_length) & (np.arange(len(scores)) > 0)] = -np.inf
     five = int(orf.five_prime[int(np.argmax(scores))])
     start, end = (five, gene.end) if gene.strand == "+" else (gene.start, five)
-    transcript = replace(transcript, exons=((start, end),), cds=(start, end))
+    transcript = replace(gene.transcripts[0], exons=((start, end),), cds=(start, end))
     return replace(gene, start=start, end=end, transcripts=(transcript,))

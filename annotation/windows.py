@@ -180,11 +180,9 @@ def stitch(
     whole = [p for p in predictions if not (p.cut_left or p.cut_right)]
     whole += _join_pieces([p for p in predictions if p.cut_left or p.cut_right], windows, stats)
     kept = _resolve_duplicates(whole, stats)
-    written = {(p.gene.strand, p.gene.end if p.gene.strand == "+" else p.gene.start) for p in kept}
+    written = {(p.gene.strand, _three_prime(p.gene)) for p in kept}
     kept += [
-        Prediction(orf, -math.inf, ())
-        for orf in long_orfs
-        if (orf.strand, orf.end if orf.strand == "+" else orf.start) not in written
+        Prediction(orf, -math.inf, ()) for orf in long_orfs if (orf.strand, _three_prime(orf)) not in written
     ]
     if min_coding_length:
         long_enough = [p for p in kept if not _too_short(p, min_coding_length)]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from annotation.annotator import GENETIC_CODES
 from annotation.constraints import GeneticCode
-from annotation.starts import FEATURES, orf_starts
+from annotation.starts import FEATURES, movable, orf_starts
 from tokenization.codec import text_to_genes
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,8 @@ def start_examples(
 ) -> list[tuple[np.ndarray, int]]:
     """(candidate features, index of the annotated start) per qualifying gene of the prokaryote windows,
     windows taken in a seeded random order until `max_genes` (reverse-complement copies skipped)."""
-    columns = [c for c in ("taxon", "strand_augmented") if c in windows.column_names]
-    meta = windows.select_columns(columns)
-    order = [
-        i
-        for i, row in enumerate(meta)
-        if row.get("taxon", TAXON) == TAXON and not row.get("strand_augmented", False)
-    ]
+    taxa, augmented = (np.asarray(windows[column]) for column in ("taxon", "strand_augmented"))
+    order = np.flatnonzero((taxa == TAXON) & ~augmented).tolist()
     random.Random(seed).shuffle(order)
     code = GeneticCode(GENETIC_CODES[TAXON])
     examples: list[tuple[np.ndarray, int]] = []
@@ -66,10 +61,7 @@ def start_examples(
 def start_example(gene, dna: str, code: GeneticCode) -> tuple[np.ndarray, int] | None:
     """(candidate features, index of `gene`'s start) of a whole single-exon coding gene (1-based on `dna`)
     whose ORF begins after a stop or N in `dna`; None for any other."""
-    (transcript, *more) = gene.transcripts or (None,)
-    if more or transcript is None or transcript.cds != (gene.start, gene.end) or len(transcript.exons) != 1:
-        return None
-    if gene.open_left or gene.open_right or gene.strand not in ("+", "-"):
+    if not movable(gene) or gene.open_left or gene.open_right:
         return None
     orf = orf_starts(gene, dna, code)
     if orf is None or orf.at_sequence_end:  # candidates cut by the window edge
