@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import machine, stitching_ablation  # noqa: E402
+from _common import machine, print_ablation, stitching_ablation  # noqa: E402
 
 import init_model  # noqa: E402
 import train  # noqa: E402
@@ -43,8 +43,6 @@ from genome_io.gff import read_gff  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
 from scoring.metrics import score  # noqa: E402
 from scoring.report import format_table  # noqa: E402
-
-LEVELS = ("gene_3prime", "gene_exact", "nucleotide")
 from tokenization.tokenizer import build_tokenizer  # noqa: E402
 
 SHARED = REPO.parent / "shared"
@@ -272,10 +270,7 @@ def main(argv=None) -> int:
     print(format_table({name: score(corpus.reference, genes) for name, genes in callers.items()}))
     if corpus.taxon == "prokaryotes":
         print("\nwhat each stitching rule buys (the same decoded windows), F1 gene 3' / exact / nucleotide:")
-        for name, genes in ablation.items():
-            scores = score(corpus.reference, genes)
-            f1 = " / ".join(f"{getattr(scores, level).f1:.3f}" for level in LEVELS)
-            print(f"  {name:<18} {f1}   {sum(map(len, genes.values())):>6} genes")
+        print_ablation(ablation, corpus.reference)
     if corpus.taxon != "prokaryotes":
         print(f"\n({ANCHORS})")
     return 0
