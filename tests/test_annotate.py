@@ -30,6 +30,7 @@ from annotation.starts import pick_start, start_weight_vector
 from annotation.windows import StitchStats, Window, place, stitch, tile, window_starts
 from core.errors import InputError
 from core.features import DIRECT, Gene, Transcript
+from core.orfs import coding_gene
 from genome_io.gff import read_gff
 from genome_io.gff3_writer import gff3_lines
 from tests.fixtures.genomes import random_dna, write_text
@@ -124,10 +125,6 @@ def test_a_cut_piece_loses_to_the_whole_copy_and_contig_ends_stay_open():
     )
     kept = stitch(predictions_of(at_end, windows), windows)
     assert [p.gene for p in kept] == [at_end] and kept[0].gene.open_right
-
-
-def coding_gene(start: int, end: int, strand: str) -> Gene:
-    return Gene(start, end, strand, "gene", (Transcript(DIRECT, ((start, end),), (start, end)),))
 
 
 def test_a_coding_gene_overlapping_a_longer_one_too_much_is_dropped_on_either_strand():
@@ -236,7 +233,7 @@ def test_stitched_coding_genes_keep_the_minimum_length_two_thirds_of_it_at_a_seq
     assert AnnotationOptions().stitch_min_length == 300 and AnnotationOptions("plants").stitch_min_length == 0
 
 
-def test_a_model_that_writes_nothing_still_gets_the_long_orfs_unscored(tiny_model_dir, tmp_path):
+def test_a_model_that_writes_nothing_still_gets_the_long_orfs_unscored(tiny_model_dir):
     model, tokenizer = annotate.load_model(str(tiny_model_dir))
     orf = "ATG" + "GCC" * 400 + "TAA"  # CCG / CGC in the other frames: no start codon
     flank = "TTAA" * 500  # a stop in every frame
@@ -658,9 +655,7 @@ def test_annotate_genome_gives_possible_genes_in_contig_coordinates(
 ):
     model, tokenizer = steered_model(tiny_model_dir)
     fasta, contigs = small_fasta
-    options = AnnotationOptions(
-        window_size=600, overlap=150, max_new_tokens=budget, num_beams=num_beams, min_coding_length=60
-    )
+    options = AnnotationOptions(window_size=600, overlap=150, max_new_tokens=budget, num_beams=num_beams)
     genes, lengths, stats = annotate.annotate_genome(model, tokenizer, fasta, options, progress=False)
     assert lengths == {k: len(v) for k, v in contigs.items()}
     expected = [w for seqid, dna in contigs.items() for w in tile(seqid, dna, 600, 150)]

@@ -14,8 +14,8 @@ import pytest
 from huggingface_hub import ModelCard
 
 import demo
+from core.orfs import coding_gene
 from dataset_builder.windows import GeneClusters
-from genome_io.baselines import coding_gene
 from genome_io.bedgraph import read_bedgraph
 from genome_io.fasta import fasta_lengths, read_fasta
 from genome_io.gff import read_gff
