@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml requirements-cpu.txt
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+# make demo [TAXON=unicellular|invertebrates|vertebrates|plants] [DEMO_FASTA=genome.fa [DEMO_GFF=genes.gff3]]
+# [DEMO_ARGS="--genome_bp 2000000 ..."]: a eukaryote needs its FASTA (demo.py --help says the rest).
 demo: setup
-	$(BIN)/python demo.py $(if $(DEMO_FASTA),--fasta $(DEMO_FASTA)) $(if $(DEMO_GFF),--gff $(DEMO_GFF))
+	$(BIN)/python demo.py $(if $(TAXON),--taxon $(TAXON)) $(if $(DEMO_FASTA),--fasta $(DEMO_FASTA)) \
+	  $(if $(DEMO_GFF),--gff $(DEMO_GFF)) $(DEMO_ARGS)
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

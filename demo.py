@@ -3,21 +3,26 @@
     python demo.py                                     # embedded genome, Prodigal's (silver) labels
     python demo.py --fasta genome.fa --gff genes.gff3  # your genome and its annotation
     make demo DEMO_FASTA=genome.fa DEMO_GFF=genes.gff3
+    make demo TAXON=unicellular DEMO_FASTA=yeast.fa [DEMO_GFF=yeast.gff3]  # a eukaryote (AUGUSTUS's labels
+                                                                            # without DEMO_GFF)
 
 The end of the longest sequence is held out; the rest is baked into training windows. Each stage then
 runs the command a user runs at scale (printed as it goes, its output logged under OUTPUT_DIR/work/logs):
 
-    1. bake        python -m dataset_builder bake TRAIN.fna [TRAIN.gff3] --taxon prokaryotes ...
+    1. bake        python -m dataset_builder bake TRAIN.fna [TRAIN.gff3] --taxon TAXON ...
     2. tokenizer   python -m tokenization build_tk ... (DNABERT-2's when DNABERT_PATH is set, else a BPE)
     3. model       python init_model.py ... (from DNABERT-2 weights when DNABERT_PATH is set, else small)
     4. train       accelerate launch --config_file accelerate_configs/cpu_ddp.yaml train.py ...
     5. annotate    python annotate.py --model OUTPUT_DIR/model --fasta HELDOUT.fna ... (constrained decoding)
-    6. score       against the held-out labels, beside Prodigal and the ORF floor
-    7. outputs     GFF3 checked with `gt gff3validator`, scores.json, a genome-track PNG (with --track_loss_weight:
-                   the model's coding probability as bedGraph and as a lane of the PNG)
+    6. score       against the held-out labels, beside the taxon's classical gene finder (Prodigal for
+                   prokaryotes, AUGUSTUS for eukaryotes) and the ORF floor
+    7. outputs     GFF3 checked with `gt gff3validator`, scores.json, a genome-track PNG (exons as boxes, introns
+                   as lines; with --track_loss_weight: the model's coding probability as bedGraph and a lane)
 
 The default genome is Corynebacterium diphtheriae NCTC11397, shipped inside pyrodigal's test data. It has
-no curated annotation there, so its labels are Prodigal's own gene calls ("silver" labels).
+no curated annotation there, so its labels are Prodigal's own gene calls ("silver" labels). No eukaryote
+genome ships with the installed packages: a eukaryote demo (--taxon) runs on your FASTA, labelled by your
+GFF or else by AUGUSTUS's calls (--augustus_species, default per taxon: saccharomyces for unicellular).
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -43,8 +49,9 @@ from Bio.SeqIO import write as write_fasta
 from Bio.SeqRecord import SeqRecord
 
 from core.features import Gene
+from core.taxa import AUGUSTUS_SPECIES, TAXA
 from dataset_builder.windows import GeneClusters
-from genome_io.baselines import orf_floor_genes, prodigal_genes
+from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes
 from genome_io.cli import old_spelling, run_cli
 from genome_io.fasta import read_fasta
 from genome_io.gff import read_gff
@@ -53,7 +60,6 @@ from genome_io.gff3_writer import write_gff3
 ROOT = Path(__file__).resolve().parent
 DEFAULT_GENOME = ("pyrodigal.tests.data", "GCF_001457455.1_NCTC11397_genomic.fna.gz")
 DEFAULT_GENOME_NAME = "Corynebacterium diphtheriae NCTC11397 (pyrodigal's test data)"
-SILVER_NOTE = "labels: Prodigal's own gene calls (silver labels), not a curated annotation"
 STAGES = 7
 PRODIGAL_PREFERRED_BP = 100_000  # pyrodigal warns below this much training sequence
 # A timed step in this process is cheaper than a DDP step (gloo all-reduce, DDP's unused-parameter
@@ -67,7 +73,11 @@ TRAIN_MINUTES = 9.0
 # Nine minutes of training underfit: dropout (DNABERT-2's 0.1) only slows learning, and takes ~8 % of a step.
 DROPOUT = 0.0
 HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
-TAXON = "prokaryotes"
+# Eukaryote genes are longer than a 3 kbp window (S. pombe's median mRNA spans ~1.4 kbp, its introns
+# included, and many run past 3 kbp): the small model reads 5 kbp windows there, as bench/train_real.py.
+EUKARYOTE_WINDOW_BP = 5000
+AUGUSTUS_BP_PER_S = 5000  # about, on one core (README's AUGUSTUS rows): to say how long its labels take
+NEW_TYPES = "new_feature_types.txt"  # bake --extract_tokens -> build_tk --tokens
 CODING_TRACK = "coding.bedgraph"  # with a track head: annotate.py --track, drawn as a lane of the PNG
 # train.py's progress lines (training/callbacks.py TrainingProgressCallback), shown while the demo trains.
 PROGRESS_LINE = re.compile(r"step \d+/\d+ ")
@@ -78,6 +88,39 @@ PROG = "demo.py"
 
 class DemoError(Exception):
     """A problem the demo reports in one line before exiting with status 2."""
+
+
+@dataclass(frozen=True)
+class GeneFinder:
+    """The taxon's classical gene finder: the silver labels of a genome without annotation, and the
+    baseline column beside GFF-MoE."""
+
+    name: str  # as the tables name it
+    labels: str  # dataset_builder bake --labels / scoring --baseline
+    genes: Callable[[list[tuple[str, str]]], dict[str, list[Gene]]]
+    options: tuple[str, ...] = ()  # what bake and scoring need besides
+
+    @property
+    def silver_note(self) -> str:
+        return f"labels: {self.named}'s own gene calls (silver labels), not a curated annotation"
+
+    @property
+    def named(self) -> str:
+        """The name with the parameter set: 'AUGUSTUS (saccharomyces)'."""
+        return self.name + (f" ({self.options[-1]})" if self.options else "")
+
+
+def gene_finder(taxon: str, augustus_species: str | None = None) -> GeneFinder:
+    """Prodigal (pyrodigal) for prokaryotes; AUGUSTUS with `augustus_species` (default: the taxon's) else."""
+    if taxon == "prokaryotes":
+        return GeneFinder("Prodigal", "prodigal", prodigal_genes)
+    species = augustus_species or AUGUSTUS_SPECIES[taxon]
+    return GeneFinder(
+        "AUGUSTUS",
+        "augustus",
+        lambda records: augustus_genes(records, species),
+        ("--augustus_species", species),
+    )
 
 
 @dataclass(frozen=True)
@@ -177,7 +220,7 @@ def truncate(records: list[tuple[str, str]], genome_bp: int) -> list[tuple[str, 
 @dataclass(frozen=True)
 class PreparedGenome:
     train_fasta: Path
-    train_gff: Path | None  # None: the baker labels the training part with Prodigal
+    train_gff: Path | None  # None: the baker labels the training part with Prodigal (bake --labels prodigal)
     heldout_fasta: Path
     reference_gff: Path  # the held-out labels
     held_out: HeldOut
@@ -190,14 +233,20 @@ def prepare_genome(
     work: Path,
     holdout_bp: int | None = None,
     genome_bp: int | None = None,
+    finder: GeneFinder | None = None,
 ) -> PreparedGenome:
-    """Label the genome (the GFF, else Prodigal), hold out the end of its longest sequence, write the parts."""
+    """Label the genome (the GFF, else the gene finder's calls: Prodigal by default), hold out the end of its
+    longest sequence, write the parts."""
+    finder = finder or gene_finder("prokaryotes")
     records = list(read_fasta(fasta))
     if genome_bp:
         records = truncate(records, genome_bp)
     if gff is None:
-        print(f"      {SILVER_NOTE}")
-        genes = prodigal_genes(records)
+        print(f"      {finder.silver_note}")
+        if finder.labels == "augustus":
+            bp = sum(len(sequence) for _, sequence in records)
+            print(f"      AUGUSTUS labels {bp:,} bp: about {bp / AUGUSTUS_BP_PER_S / 60:.0f} min", flush=True)
+        genes = finder.genes(records)
     else:
         result = read_gff(gff, {seqid: len(seq) for seqid, seq in records})
         print(f"      {gff}: {result.report.summary()}")
@@ -211,7 +260,9 @@ def prepare_genome(
         f"({len(held_out.sequence):,} bp, {len(held_out.genes)} genes), cut between genes"
     )
     train_gff = None
-    if gff is not None:
+    # Prodigal labels the training part again as the baker runs it (bake --labels prodigal, a second or
+    # two); AUGUSTUS's calls (minutes) are written out once instead.
+    if gff is not None or finder.labels != "prodigal":
         train_gff = work / "train.gff3"
         write_gff3(train_genes, {seqid: len(seq) for seqid, seq in train_records}, train_gff)
     reference_gff = out / "heldout_reference.gff3"
@@ -310,7 +361,7 @@ def train_command(launcher: str, train_args: list[str]) -> list[str]:
 
 
 def seconds_per_step(
-    model_dir: Path, tokenizer_dir: Path, dataset_dir: Path, batch_size: int, threads: int
+    model_dir: Path, tokenizer_dir: Path, dataset_dir: Path, batch_size: int, threads: int, taxon: str
 ) -> float:
     """Time one optimizer step of the initialised model on a typical batch, to size --max_steps."""
     import datasets
@@ -327,7 +378,7 @@ def seconds_per_step(
     tokenizer = load_tokenizer(tokenizer_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True).train()
     config = model.config
-    windows, _ = load_windows(dataset_dir, [TAXON])
+    windows, _ = load_windows(dataset_dir, [taxon])
     # Training batches windows of similar length: time a batch of the median length, not a random mix
     # (one long window pads a random batch, and attention grows with the square of its length).
     lengths = [len(sequence) for sequence in windows["sequence"]]
@@ -352,8 +403,8 @@ def seconds_per_step(
 # --- scoring and outputs ----------------------------------------------------------------------------
 
 
-def score_held_out(held_out: HeldOut, prediction_gff: Path) -> dict:
-    """Scores of GFF-MoE, Prodigal and the ORF floor on the held-out region, and the genes of each."""
+def score_held_out(held_out: HeldOut, prediction_gff: Path, finder: GeneFinder, taxon: str) -> dict:
+    """Scores of GFF-MoE, the gene finder and the ORF floor on the held-out region, and the genes of each."""
     from scoring.metrics import score
 
     records = [(held_out.seqid, held_out.sequence)]
@@ -362,18 +413,18 @@ def score_held_out(held_out: HeldOut, prediction_gff: Path) -> dict:
         raise DemoError(
             f"{prediction_gff}: the annotation did not read back whole ({result.report.summary()})"
         )
-    if len(held_out.sequence) < PRODIGAL_PREFERRED_BP:
+    if finder.labels == "prodigal" and len(held_out.sequence) < PRODIGAL_PREFERRED_BP:
         print(
             f"      note: Prodigal trains on the held-out region alone ({len(held_out.sequence):,} bp); "
             f"it prefers at least {PRODIGAL_PREFERRED_BP:,} bp"
         )
     with warnings.catch_warnings():  # the note above says it once, in our words
         warnings.filterwarnings("ignore", message="sequence should be at least", category=UserWarning)
-        prodigal = prodigal_genes(records)
+        finder_genes = finder.genes(records)
     predictions = {
         "GFF-MoE": result.genes_by_seqid,
-        "Prodigal": prodigal,
-        "ORF floor": orf_floor_genes(records),
+        finder.name: finder_genes,
+        "ORF floor": orf_floor_genes(records, taxon),
     }
     reference = {held_out.seqid: held_out.genes}
     return {
@@ -404,7 +455,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fasta", type=Path, help="your genome FASTA (plain or .gz); default: the embedded one"
     )
-    parser.add_argument("--gff", type=Path, help="its annotation, GFF3 or GTF (default: Prodigal's calls)")
+    parser.add_argument(
+        "--gff",
+        type=Path,
+        help="its annotation, GFF3 or GTF (default: the gene finder's calls, Prodigal's or AUGUSTUS's)",
+    )
+    parser.add_argument(
+        "--taxon",
+        choices=tuple(TAXA),
+        default="prokaryotes",
+        help="the taxon the genome belongs to: its window, constraints and gene finder (default prokaryotes; "
+        "a eukaryote taxon needs --fasta)",
+    )
+    parser.add_argument(
+        "--augustus_species",
+        help="AUGUSTUS parameter set of a eukaryote demo's labels (without --gff) and baseline column "
+        "(default per taxon: "
+        + ", ".join(f"{taxon} {species}" for taxon, species in AUGUSTUS_SPECIES.items())
+        + ")",
+    )
     output_dir = parser.add_argument(
         "--output_dir", type=Path, default=ROOT / "outputs" / "demo", help="where everything goes"
     )
@@ -458,6 +527,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.gff and not args.fasta:
         parser.error("--gff needs --fasta (the genome it annotates)")
+    if args.augustus_species and args.taxon == "prokaryotes":
+        parser.error("--augustus_species is for a eukaryote --taxon (prokaryotes are compared with Prodigal)")
     return args
 
 
@@ -472,7 +543,9 @@ class DemoSetup:
     dnabert: str | None  # DNABERT_PATH: initialise from DNABERT-2 instead of a small random model
     fasta: Path
     genome_name: str
-    silver: bool  # no annotation given: the labels are Prodigal's calls
+    silver: bool  # no annotation given: the labels are the gene finder's calls
+    taxon: str
+    finder: GeneFinder  # Prodigal or AUGUSTUS: silver labels and the baseline column
 
 
 @dataclass(frozen=True)
@@ -502,35 +575,47 @@ def demo(args: argparse.Namespace) -> dict:
 
 def get_setup(args: argparse.Namespace) -> DemoSetup:
     """The run's settings; a clean work directory (a re-run starts clean; the other outputs are overwritten)."""
+    if args.taxon != "prokaryotes" and not args.fasta:
+        raise DemoError(
+            f"no {args.taxon} genome ships with the demo; run it on yours: make demo TAXON={args.taxon} "
+            "DEMO_FASTA=genome.fa [DEMO_GFF=genes.gff3] (without DEMO_GFF, AUGUSTUS's calls are the labels)"
+        )
     out, work = args.output_dir, args.output_dir / "work"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     fasta = args.fasta or default_genome()
+    size = TINY if args.tiny else SMALL
+    if args.taxon != "prokaryotes" and not args.tiny:
+        size = replace(size, window_bp=EUKARYOTE_WINDOW_BP)
     return DemoSetup(
         args=args,
         out=out,
         work=work,
-        size=TINY if args.tiny else SMALL,
+        size=size,
         dnabert=os.environ.get("DNABERT_PATH"),
         fasta=fasta,
         genome_name=fasta.name if args.fasta else DEFAULT_GENOME_NAME,
         silver=args.gff is None,
+        taxon=args.taxon,
+        finder=gene_finder(args.taxon, args.augustus_species),
     )
 
 
 def bake_stage(setup: DemoSetup, stages: Stages) -> tuple[PreparedGenome, Path]:
     args, size = setup.args, setup.size
     with stages.stage("bake", f"Bake {setup.genome_name} into training windows, holding out a test region"):
-        genome = prepare_genome(setup.fasta, args.gff, setup.out, setup.work, args.holdout_bp, args.genome_bp)
+        genome = prepare_genome(
+            setup.fasta, args.gff, setup.out, setup.work, args.holdout_bp, args.genome_bp, setup.finder
+        )
         dataset_dir = setup.work / "dataset"
         stages.run(
             "bake",
             python(
-                "-m", "dataset_builder", "bake", genome.train_fasta, *([genome.train_gff] if genome.train_gff else []),
-                "--taxon", TAXON, "--species", "demo", *(["--labels", "prodigal"] if setup.silver else []),
-                "--limit", size.window_bp, "--rc_augment", "--val_fraction", 0, "--test_fraction", 0,
-                "--dataset_dir", dataset_dir, "--quiet",
+                "-m", "dataset_builder", "bake", genome.train_fasta, *([genome.train_gff] if genome.train_gff else ["--labels", "prodigal"]),
+                "--taxon", setup.taxon, "--species", "demo", "--limit", size.window_bp, "--rc_augment",
+                "--val_fraction", 0, "--test_fraction", 0, "--dataset_dir", dataset_dir, "--quiet",
+                "--extract_tokens", setup.work / NEW_TYPES,
             ),
             show_last=4,
         )  # fmt: skip
@@ -548,7 +633,13 @@ def tokenizer_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome) ->
             if dnabert
             else ["--fasta", genome.train_fasta, "--vocab_size", setup.size.bpe_vocab]
         )
-        stages.run("tokenizer", python("-m", "tokenization", "build_tk", tokenizer_dir, *source), show_last=1)
+        # The annotation's feature types beyond the codec's (e.g. PomBase's nuclear_mt_pseudogene), as baked.
+        new_types = ["--tokens", setup.work / NEW_TYPES]
+        stages.run(
+            "tokenizer",
+            python("-m", "tokenization", "build_tk", tokenizer_dir, *source, *new_types),
+            show_last=1,
+        )
     return tokenizer_dir
 
 
@@ -592,7 +683,7 @@ def train_stage(
         "train", f"Train for {args.train_minutes:g} min ({args.launcher}, {processes} process(es))"
     ):
         step_s = seconds_per_step(
-            init_dir, tokenizer_dir, dataset_dir, size.batch_size, threads=1 if processes == 2 else 2
+            init_dir, tokenizer_dir, dataset_dir, size.batch_size, 1 if processes == 2 else 2, setup.taxon
         )
         if processes == 2:
             step_s *= DDP_STEP_OVERHEAD
@@ -600,7 +691,7 @@ def train_stage(
         print(f"      one step should take {step_s:.2f} s here: --max_steps {max_steps}")
         model_dir = setup.out / "model"
         train_args = [
-            "--model_name_or_path", init_dir, "--dataset_dir", dataset_dir, "--dataset_config", TAXON,
+            "--model_name_or_path", init_dir, "--dataset_dir", dataset_dir, "--dataset_config", setup.taxon,
             "--output_dir", model_dir, "--max_steps", max_steps, "--per_device_train_batch_size", size.batch_size,
             "--learning_rate", LEARNING_RATE, "--warmup_steps", "0.05", "--weight_decay", "0.01",
             "--logging_steps", max(1, max_steps // 20), "--save_strategy", "no", "--report_to", "none",
@@ -627,7 +718,7 @@ def annotate_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome, mod
             "annotate",
             python(
                 "annotate.py", "--model", model_dir, "--fasta", genome.heldout_fasta, "--out", prediction_gff,
-                "--taxon", TAXON, "--device", "cpu", "--quiet",
+                "--taxon", setup.taxon, "--device", "cpu", "--quiet",
                 *(["--track_weight", args.track_weight] if args.track_weight is not None else []),
                 *(["--track", setup.out / CODING_TRACK] if args.track_loss_weight else []),
             ),
@@ -639,24 +730,28 @@ def annotate_stage(setup: DemoSetup, stages: Stages, genome: PreparedGenome, mod
 def score_stage(
     setup: DemoSetup, stages: Stages, genome: PreparedGenome, prediction_gff: Path, model_dir: Path
 ) -> dict:
-    with stages.stage("score", "Score against the held-out labels, beside Prodigal and the ORF floor"):
+    finder = setup.finder
+    with stages.stage("score", f"Score against the held-out labels, beside {finder.named} and the ORF floor"):
         from scoring.report import format_table
         from training.model_card import add_held_out_scores
 
-        results = score_held_out(genome.held_out, prediction_gff)
+        results = score_held_out(genome.held_out, prediction_gff, finder, setup.taxon)
         print(format_table({name: s for name, (s, _) in results.items()}))
-        add_held_out_scores(  # the model card shows them, beside Prodigal and the ORF floor
+        add_held_out_scores(  # the model card shows them, beside the gene finder and the ORF floor
             model_dir,
             sequence=f"{setup.genome_name} {genome.held_out.seqid}:{genome.held_out.start:,}-{genome.held_out.end:,}, held out"
-            + (" (labels: Prodigal's calls, silver)" if setup.silver else ""),
+            + (f" (labels: {finder.named}'s calls, silver)" if setup.silver else ""),
             scores={name: s.as_dict() for name, (s, _) in results.items()},
         )
         if setup.silver:
-            print(f"      {SILVER_NOTE}: Prodigal's column is its agreement with its own whole-genome calls.")
+            print(
+                f"      {finder.silver_note}: {finder.name}'s column is its agreement with its own "
+                "whole-genome calls."
+            )
         print(
             "      reproduce: python -m scoring --reference "
             f"{_shown(genome.reference_gff)} --prediction {_shown(prediction_gff)} --fasta {_shown(genome.heldout_fasta)} "
-            "--baseline prodigal orf"
+            + shlex.join(["--taxon", setup.taxon, "--baseline", finder.labels, "orf", *finder.options])
         )
     return results
 
@@ -681,7 +776,7 @@ def outputs_stage(
             len(held_out.sequence),
             out / "genes.png",
             title=f"{held_out.seqid}:{held_out.start:,}-{held_out.end:,} (held out)"
-            + (" - reference = Prodigal's calls (silver)" if silver else ""),
+            + (f" - reference = {setup.finder.named}'s calls (silver)" if silver else ""),
             offset=held_out.start - 1,
             coding=read_bedgraph(coding_track, {held_out.seqid: len(held_out.sequence)})[held_out.seqid]
             if coding_track
@@ -690,7 +785,8 @@ def outputs_stage(
         summary = {
             "genome": str(args.fasta or setup.genome_name),
             "annotation": str(args.gff) if args.gff else None,
-            "labels": "prodigal (silver)" if silver else "gff",
+            "taxon": setup.taxon,
+            "labels": f"{setup.finder.labels} (silver)" if silver else "gff",
             "held_out": {
                 "seqid": held_out.seqid,
                 "start": held_out.start,
@@ -710,7 +806,7 @@ def outputs_stage(
                 "runtime_s": round(float(trained.results["train_runtime"]), 1),
                 "train_loss": round(float(trained.results["train_loss"]), 4),
             },
-            "decoding": decoding_settings(trained.model_dir, args.track_weight),
+            "decoding": decoding_settings(trained.model_dir, setup.taxon, args.track_weight),
             "scores": {name: s.as_dict() for name, (s, _) in results.items()},
             "gff3": verdict,
             "timings_s": stages.timings,
@@ -722,7 +818,7 @@ def outputs_stage(
                 "model (Hub-ready: AutoModelForSeq2SeqLM.from_pretrained(DIR, trust_remote_code=True))",
             ),
             (prediction_gff, f"annotation of the held-out region, {verdict}"),
-            (genome.reference_gff, "held-out labels" + (" (Prodigal's)" if silver else "")),
+            (genome.reference_gff, "held-out labels" + (f" ({setup.finder.named}'s)" if silver else "")),
             (out / "scores.json", "scores of every predictor at every level, and the timings"),
             (
                 plot,
@@ -738,7 +834,7 @@ def outputs_stage(
     return summary
 
 
-def decoding_settings(model_dir: Path, track_weight: float | None) -> dict:
+def decoding_settings(model_dir: Path, taxon: str, track_weight: float | None) -> dict:
     """What annotate.py decoded with: its defaults for the demo's model (the window it trained on, from its
     config.json; the track weight when given)."""
     from types import SimpleNamespace
@@ -746,7 +842,7 @@ def decoding_settings(model_dir: Path, track_weight: float | None) -> dict:
     from annotation.annotator import AnnotationOptions
 
     config = SimpleNamespace(**json.loads((model_dir / "config.json").read_text()))
-    options = AnnotationOptions(TAXON).for_model(config)
+    options = AnnotationOptions(taxon).for_model(config)
     return {
         "window_bp": options.window_bp,
         "overlap_bp": options.overlap_bp,

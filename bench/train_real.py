@@ -43,6 +43,7 @@ from genome_io.gff import read_gff  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
 from scoring.metrics import score  # noqa: E402
 from scoring.report import format_table  # noqa: E402
+from tokenization.codec import type_token  # noqa: E402
 from tokenization.tokenizer import build_tokenizer  # noqa: E402
 
 SHARED = REPO.parent / "shared"
@@ -159,19 +160,14 @@ def pombe(held_out: str, held_out_bp: int, work: Path) -> Corpus:
 def train_model(corpus: Corpus, args, work: Path) -> tuple[Path, dict, float]:
     """Bake, tokenizer, init, train for the budget: (run directory, trainer state, wall seconds)."""
     dataset = work / "dataset"
-    for species, fasta, gff in corpus.training:
-        bake_genome(
-            species,
-            fasta,
-            gff,
-            BakeOptions(taxon=corpus.taxon, limit=args.window_bp),
-            dataset,
-            progress=False,
-        )
+    options = BakeOptions(taxon=corpus.taxon, limit=args.window_bp)
+    reports = [bake_genome(*genome, options, dataset, progress=False) for genome in corpus.training]
+    new_types = sorted({t for report in reports for t in report.new_feature_types})  # e.g. PomBase's
     build_tokenizer(
         work / "tokenizer",
         dnabert_path=args.dnabert_path,
         fasta_paths=[fasta for _, fasta, _ in corpus.training],
+        extra_tokens=[type_token(t) for t in new_types],
     )
     model_args = ["--save_dir", str(work / "model"), "--tokenizer", str(work / "tokenizer"), "--use_moe",
                   "--num_experts", "4", "--moe_top_k", "2", "--tie_weights", "--decoder_layers", "2"]  # fmt: skip

@@ -1,9 +1,10 @@
 """Genome-track picture: reference genes and each predictor's genes along one sequence, as a PNG.
 
 The first track is the reference; genes of the other tracks are coloured by how they match it
-(the prokaryote conventions of `scoring`): exact (same strand, start and stop), 3' only (same strand
-and stop), or not in the reference. Forward-strand genes point right above the track's midline,
-reverse-strand genes point left below it. Given a model's per-base coding probability (annotate.py
+(the conventions of `scoring`): exact (same strand and CDS chain: start, stop and every exon boundary),
+3' only (same strand and stop), or not in the reference. Forward-strand genes lie above the track's
+midline, reverse-strand genes below it; a single-exon gene is an arrow from its 5' to its 3' end, a
+spliced one its exons as boxes (CDS full height, UTR half) joined by a line for each intron. Given a model's per-base coding probability (annotate.py
 --track), a last lane draws it per strand the same way: + above the midline, - below. Long sequences are
 drawn as several stacked panels.
 """
@@ -22,7 +23,7 @@ import numpy as np
 matplotlib.use("Agg")  # files only: no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrow, Patch  # noqa: E402
+from matplotlib.patches import FancyArrow, Patch, Rectangle  # noqa: E402
 
 from core.features import Gene  # noqa: E402
 
@@ -33,17 +34,21 @@ CODING_COLOUR = "#8172b3"
 CODING_BINS = 1000  # per panel: the lane shows each bin's mean
 
 
-def _stop(gene: Gene) -> int:
-    return gene.end if gene.strand != "-" else gene.start
+def _chains(gene: Gene) -> set[tuple]:
+    """(strand, CDS segments) of each coding transcript; (strand, the gene's span) when none codes."""
+    chains = {(gene.strand, t.cds_segments()) for t in gene.transcripts if t.cds is not None}
+    return chains or {(gene.strand, ((gene.start, gene.end),))}
+
+
+def _stops(gene: Gene) -> set[tuple[str, int]]:
+    return {(strand, chain[-1][1] if strand != "-" else chain[0][0]) for strand, chain in _chains(gene)}
 
 
 def match_kind(gene: Gene, reference: Sequence[Gene]) -> str:
     """How a predicted gene matches the reference: 'exact', "3' only" or 'not in reference'."""
-    spans = {(g.strand, g.start, g.end) for g in reference}
-    stops = {(g.strand, _stop(g)) for g in reference}
-    if (gene.strand, gene.start, gene.end) in spans:
+    if _chains(gene) & {chain for g in reference for chain in _chains(g)}:
         return "exact"
-    if (gene.strand, _stop(gene)) in stops:
+    if _stops(gene) & {stop for g in reference for stop in _stops(g)}:
         return "3' only"
     return "not in reference"
 
@@ -109,16 +114,26 @@ def plot_gene_tracks(
 
 
 def _draw_gene(axis, gene: Gene, y: float, colour: str, offset: int) -> None:
-    """An arrow from the gene's 5' to its 3' end, above the midline for '+', below for '-'."""
+    """Above the midline for '+', below for '-': an arrow from the gene's 5' to its 3' end, or for a spliced
+    gene (its first coding transcript) exon boxes joined by an intron line."""
     forward = gene.strand != "-"
     start, end = gene.start + offset, gene.end + offset
     width = TRACK_HEIGHT / 2 * 0.8
+    middle = y + (width / 2 if forward else -width / 2)
+    transcript = next((t for t in gene.transcripts if t.cds is not None), None)
+    if transcript is not None and len(transcript.exons) > 1:
+        axis.plot([start, end], [middle, middle], color=colour, linewidth=0.8)
+        for segments, height in ((transcript.exons, width / 2), (transcript.cds_segments(), width)):
+            for lo, hi in segments:
+                corner = (lo + offset, middle - height / 2)
+                axis.add_patch(Rectangle(corner, hi - lo + 1, height, color=colour, linewidth=0))
+        return
     x, dx = (start, end - start) if forward else (end, start - end)
     head = min(abs(dx), 600)
     axis.add_patch(
         FancyArrow(
             x,
-            y + (width / 2 if forward else -width / 2),
+            middle,
             dx,
             0,
             width=width,

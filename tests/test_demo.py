@@ -3,28 +3,49 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
 import demo
+from core.features import Gene, Transcript
 from core.orfs import coding_gene
 from dataset_builder.windows import GeneClusters
+from genome_io.baselines import augustus_genes
 from genome_io.bedgraph import read_bedgraph
 from genome_io.fasta import fasta_lengths, read_fasta
 from genome_io.gff import read_gff
+from genome_io.gff3_writer import write_gff3
 from genome_io.plot import match_kind, plot_gene_tracks
 from scoring.metrics import Scores
-from tests.fixtures.genomes import random_dna, write_text
+from tests.fixtures.genomes import needs_augustus, random_dna, write_text, yeast_slice
+from tokenization.codec import text_to_genes
+from training.synthetic import spliced_gene_window
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def spliced_genome(tmp_path: Path, windows: int = 40, window_bp: int = 1500) -> tuple[Path, Path]:
+    """One contig of `windows` synthetic windows, each with a planted spliced coding gene (1-4 canonical
+    introns, either strand: `training.synthetic.spliced_gene_window`), as FASTA + GFF3 (gene -> mRNA ->
+    exon + CDS)."""
+    rng = random.Random(5)
+    rows = [spliced_gene_window(rng, f"w{i}", window_bp) for i in range(windows)]
+    sequence = "".join(row["sequence"] for row in rows)
+    genes = [g.shift(i * window_bp) for i, row in enumerate(rows) for g in text_to_genes(row["target"]).genes]
+    fasta = write_text(tmp_path / "spliced.fa", f">chr1\n{sequence}\n")
+    gff = tmp_path / "spliced.gff3"
+    write_gff3({"chr1": genes}, {"chr1": len(sequence)}, gff)
+    return fasta, gff
 
 
 def test_the_held_out_cut_moves_left_out_of_genes():
@@ -129,6 +150,84 @@ def test_match_kind_and_plot(tmp_path):
     lane = plot_gene_tracks(tracks, 120_000, tmp_path / "lane.png", offset=5000, coding=coding)
     height = int.from_bytes(path.read_bytes()[20:24], "big")  # the PNG header's image height
     assert int.from_bytes(lane.read_bytes()[20:24], "big") > height
+
+
+def test_spliced_genes_match_by_their_cds_chain_and_draw_their_introns(tmp_path):
+    def spliced(exons, cds, strand="+"):
+        return Gene(exons[0][0], exons[-1][1], strand, "gene", (Transcript("mRNA", exons, cds),))
+
+    reference = [spliced(((1000, 1500), (2000, 2600), (3000, 4000)), (1200, 3800))]
+    # UTRs may differ: the CDS chain decides (start, stop and every exon boundary between).
+    assert match_kind(spliced(((1100, 1500), (2000, 2600), (3000, 3900)), (1200, 3800)), reference) == "exact"
+    assert (
+        match_kind(spliced(((1000, 1500), (2100, 2600), (3000, 4000)), (1200, 3800)), reference) == "3' only"
+    )
+    assert match_kind(spliced(((1000, 1500), (2000, 2600), (3000, 4000)), (1200, 3800), "-"), reference) == (
+        "not in reference"
+    )
+    blank = plot_gene_tracks({"reference": []}, 5000, tmp_path / "blank.png")
+    drawn = plot_gene_tracks({"reference": reference}, 5000, tmp_path / "spliced.png")
+    assert drawn.read_bytes() != blank.read_bytes()
+    # An intron is drawn as a line, not as an exon box: the pixel column at its middle is mostly background.
+    image = plt.imread(drawn)
+    axis_x = lambda bp: int(image.shape[1] * (0.05 + 0.93 * bp / 5000))  # noqa: E731  (about)
+    dark = lambda column: int((image[:, column, :3].sum(axis=1) < 2.0).sum())  # noqa: E731
+    assert dark(axis_x(1750)) < dark(axis_x(2300)) / 2
+
+
+def test_a_eukaryote_demo_needs_a_genome(tmp_path, capsys):
+    assert demo.main(["--taxon", "plants", "--output_dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "make demo TAXON=plants DEMO_FASTA=genome.fa" in err
+
+
+def test_a_eukaryote_without_annotation_is_labelled_by_augustus(tmp_path, capsys):
+    """Silver labels for a eukaryote: AUGUSTUS's calls (run once), the training part written as a GFF3."""
+    needs_augustus()
+    fasta = write_text(tmp_path / "yeast.fa", f">chr1\n{yeast_slice(30_000, 80_000)[0]}\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    finder = demo.gene_finder("unicellular")
+    genome = demo.prepare_genome(fasta, None, tmp_path, work, holdout_bp=10_000, finder=finder)
+    assert "AUGUSTUS (saccharomyces)'s own gene calls (silver labels)" in capsys.readouterr().out
+    calls = augustus_genes(fasta, "saccharomyces")["chr1"]
+    assert len(calls) > 10
+    held_out = genome.held_out
+    assert held_out.genes == [g.shift(1 - held_out.start) for g in calls if g.start >= held_out.start]
+    train = read_gff(genome.train_gff, fasta_lengths(genome.train_fasta)).genes_by_seqid["chr1"]
+    assert train == [g for g in calls if g.end < held_out.start]
+
+
+@pytest.mark.slow
+def test_reduced_eukaryote_demo_end_to_end(tmp_path):
+    """make demo TAXON=unicellular's code path on planted spliced genes and their GFF3: the eukaryote
+    constraints and window, AUGUSTUS and the eukaryote ORF floor beside GFF-MoE, the printed reproduction."""
+    needs_augustus()
+    fasta, gff = spliced_genome(tmp_path)
+    out = tmp_path / "demo"
+    command = [sys.executable, "demo.py", "--taxon", "unicellular", "--fasta", str(fasta), "--gff", str(gff)]
+    command += ["--tiny", "--train_minutes", "0.1", "--holdout_bp", "9000", "--output_dir", str(out)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "beside AUGUSTUS (saccharomyces) and the ORF floor" in result.stdout
+    summary = json.loads((out / "scores.json").read_text())
+    assert (summary["taxon"], summary["labels"]) == ("unicellular", "gff")
+    assert set(summary["scores"]) == {"GFF-MoE", "AUGUSTUS", "ORF floor"}
+    reference = read_gff(out / "heldout_reference.gff3").genes_by_seqid["chr1"]
+    assert len(reference) == 6 and all(len(g.transcripts[0].exons) > 1 for g in reference)
+    assert summary["scores"]["AUGUSTUS"]["gene"]["reference"] == len(reference)
+    assert (out / "genes.png").read_bytes()[:8] == PNG_MAGIC
+    gff3 = out / "annotation.gff3"
+    if shutil.which("gt"):
+        check = subprocess.run(["gt", "gff3validator", str(gff3)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+    [line] = [line for line in result.stdout.splitlines() if "reproduce: python -m scoring" in line]
+    reproduce = [sys.executable, *line.split("reproduce: python", 1)[1].split(), "--json"]
+    assert "--augustus_species saccharomyces" in line
+    again = json.loads(subprocess.run(reproduce, cwd=REPO, capture_output=True, text=True, check=True).stdout)
+    assert again["prediction"] == summary["scores"]["GFF-MoE"]
+    assert again["augustus"] == summary["scores"]["AUGUSTUS"]
+    assert again["orf"] == summary["scores"]["ORF floor"]
 
 
 @pytest.mark.slow
