@@ -95,6 +95,12 @@ def parse_args(argv=None):
     parser.add_argument(
         "--window_bp", type=int, help="bake and annotation window (default: 9000 bacteria, 5000 unicellular)"
     )
+    parser.add_argument(
+        "--full_structure",
+        action="store_true",
+        help="unicellular: train on whole transcripts, UTRs and non-coding genes included (default: the CDS "
+        "chains of coding genes, bake --coding_only)",
+    )
     parser.add_argument("--hidden_size", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
@@ -160,7 +166,9 @@ def pombe(held_out: str, held_out_bp: int, work: Path) -> Corpus:
 def train_model(corpus: Corpus, args, work: Path) -> tuple[Path, dict, float]:
     """Bake, tokenizer, init, train for the budget: (run directory, trainer state, wall seconds)."""
     dataset = work / "dataset"
-    options = BakeOptions(taxon=corpus.taxon, limit=args.window_bp)
+    # Eukaryotes: CDS chains only (UTRs and non-coding genes left out), what the CDS-level scores measure.
+    coding_only = corpus.taxon != "prokaryotes" and not args.full_structure
+    options = BakeOptions(taxon=corpus.taxon, limit=args.window_bp, coding_only=coding_only)
     reports = [bake_genome(*genome, options, dataset, progress=False) for genome in corpus.training]
     new_types = sorted({t for report in reports for t in report.new_feature_types})  # e.g. PomBase's
     build_tokenizer(

@@ -34,6 +34,12 @@ def _options_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rc_augment", action="store_true", help="add reverse-complement windows (mirrored targets)"
     )
+    p.add_argument(
+        "--coding_only",
+        action="store_true",
+        help="protein-coding structure only: transcripts cut to their CDS chains (no UTRs), non-coding genes "
+        "left out (counted in the report); what a CDS-level gene finder learns (the eukaryote recipe's choice)",
+    )
     p.add_argument("--hint_ratio", type=fraction, default=0.0, help="fraction of genes also given as hints")
     p.add_argument(
         "--holdout", action="append", default=[], metavar="SPECIES", help="put a whole species in test"
@@ -127,6 +133,7 @@ def bake(argv: list[str] | None = None) -> None:
         threshold=args.threshold,
         overlap=args.overlap,
         rc_augment=args.rc_augment,
+        coding_only=args.coding_only,
         hint_ratio=args.hint_ratio,
         seed=args.seed,
         val_fraction=args.val_fraction,

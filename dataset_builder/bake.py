@@ -20,7 +20,7 @@ import tempfile
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -53,6 +53,10 @@ class BakeOptions:
     threshold: int | None = None  # long-gene bound (bp); default from TAXA
     overlap: int | None = None  # bases shared by neighbouring windows; default limit // 10
     rc_augment: bool = False
+    # Protein-coding structure only: each coding transcript cut to its CDS chain (no UTRs), non-coding genes
+    # left out, so that the decoder learns where coding starts, splices and stops, as ab initio gene finders
+    # predict (AUGUSTUS --UTR=off) and the CDS-level scores measure.
+    coding_only: bool = False
     hint_ratio: float = 0.0
     seed: int = 42
     val_fraction: float = 0.05
@@ -189,6 +193,8 @@ def genome_examples(
     report = GenomeReport(species, options.taxon, str(fasta), str(gff) if gff else "", options.labels)
     genes_by_seqid, unlabelled = read_labels(fasta, gff, options, report)
     genes_by_seqid = _writable(genes_by_seqid, report, unlabelled)
+    if options.coding_only:
+        genes_by_seqid = _coding_only(genes_by_seqid, report)
     known_types = set(codec_vocabulary())
     report.new_feature_types = sorted(
         {t for gs in genes_by_seqid.values() for g in gs for t in (g.type, *(x.type for x in g.transcripts))}
@@ -292,6 +298,36 @@ def _writable(
                 unlabelled.setdefault(seqid, []).append((gene.start, gene.end))
             else:
                 out[seqid].append(gene)
+    return out
+
+
+NON_CODING = "non-coding (left out by --coding_only)"
+
+
+def _coding_only(genes_by_seqid: dict[str, list[Gene]], report: GenomeReport) -> dict[str, list[Gene]]:
+    """Each gene cut to its coding transcripts' CDS chains (isoforms that differ only in UTRs become one);
+    genes without a CDS are left out (and counted): their bases are then read as no coding gene."""
+    out = {}
+    for seqid, genes in genes_by_seqid.items():
+        out[seqid] = []
+        for gene in genes:
+            chains = dict.fromkeys(
+                replace(t, exons=t.cds_segments()) for t in gene.transcripts if t.cds is not None
+            )
+            if not chains:
+                report.dropped[NON_CODING] = report.dropped.get(NON_CODING, 0) + 1
+                continue
+            start, end = min(t.start for t in chains), max(t.end for t in chains)
+            out[seqid].append(
+                replace(
+                    gene,
+                    start=start,
+                    end=end,
+                    transcripts=tuple(chains),
+                    open_left=gene.open_left and start == gene.start,
+                    open_right=gene.open_right and end == gene.end,
+                )
+            )
     return out
 
 

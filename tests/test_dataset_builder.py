@@ -227,6 +227,32 @@ def test_rebake_replaces_one_species_and_holdout_goes_to_test(tiny_genome, tmp_p
     assert not [p for p in (out / "data" / "prokaryotes").iterdir() if p.name.startswith(".")]
 
 
+def test_coding_only_keeps_cds_chains_and_counts_what_it_leaves_out(tiny_genome, tmp_path, capsys):
+    """bake --coding_only: the spliced mRNA is cut to its CDS chain (its UTRs gone, the intron kept), the
+    tRNA gene is left out and counted, and the windows that held it are baked (its bases: no coding gene)."""
+    fasta, gff = tiny_genome
+    out = tmp_path / "ds"
+    args = ["bake", str(fasta), str(gff), "--taxon", "unicellular", "--species", "tiny", "--limit", "6000"]
+    assert (
+        cli(
+            [*args, "--val_fraction", "0", "--test_fraction", "0", "--dataset_dir", str(out), "--coding_only"]
+        )
+        == 0
+    )
+    assert "1 non-coding (left out by --coding_only)" in capsys.readouterr().out
+    rows = _load(out, "unicellular", tmp_path / "cache")["train"]
+    genes = {  # window coordinates are 0-based: on the contig, 1-based
+        row["seqid"]: [g.shift(row["start"]) for g in text_to_genes(row["target"]).genes] for row in rows
+    }
+    assert genes["ctg2"] == []  # the tRNA's window is kept, with no gene in it
+    [spliced] = [g for g in genes["ctg1"] if g.strand == "+" and len(g.transcripts[0].exons) > 1]
+    assert (spliced.start, spliced.end) == (3101, 4000)
+    assert spliced.transcripts[0].exons == ((3101, 3300), (3501, 4000))
+    assert spliced.transcripts[0].cds == (3101, 4000) and spliced.transcripts[0].phase == 0
+    # The two NCBI-style coding genes are whole CDS already: unchanged.
+    assert sorted((g.start, g.end) for g in genes["ctg1"]) == [(101, 400), (1001, 1600), (3101, 4000)]
+
+
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
     fasta = write_text(tmp_path / "g.fa", ">c1\n" + random_dna(3000) + "\n")
     gff = write_text(tmp_path / "g.gff3", "c1\tS\tgene\t10\t20\n")
