@@ -73,7 +73,6 @@ TRAIN_MINUTES = 9.0
 # Nine minutes of training underfit: dropout (DNABERT-2's 0.1) only slows learning, and takes ~8 % of a step.
 DROPOUT = 0.0
 HOLDOUT_BP = 100_000  # default held-out length, at most 10% of the longest sequence (~100 genes)
-# A eukaryote's windows are baked with --coding_only (CDS chains, no UTRs or non-coding genes: what is scored).
 # Eukaryote genes are longer than a 3 kbp window (S. pombe's median mRNA spans ~1.4 kbp, its introns
 # included, and many run past 3 kbp): the small model reads 5 kbp windows there, as bench/train_real.py.
 EUKARYOTE_WINDOW_BP = 5000
@@ -616,7 +615,7 @@ def bake_stage(setup: DemoSetup, stages: Stages) -> tuple[PreparedGenome, Path]:
                 "-m", "dataset_builder", "bake", genome.train_fasta, *([genome.train_gff] if genome.train_gff else ["--labels", "prodigal"]),
                 "--taxon", setup.taxon, "--species", "demo", "--limit", size.window_bp, "--rc_augment",
                 "--val_fraction", 0, "--test_fraction", 0, "--dataset_dir", dataset_dir, "--quiet",
-                "--extract_tokens", setup.work / NEW_TYPES, *(["--coding_only"] if setup.taxon != "prokaryotes" else []),
+                "--extract_tokens", setup.work / NEW_TYPES,
             ),
             show_last=4,
         )  # fmt: skip

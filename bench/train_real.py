@@ -96,10 +96,10 @@ def parse_args(argv=None):
         "--window_bp", type=int, help="bake and annotation window (default: 9000 bacteria, 5000 unicellular)"
     )
     parser.add_argument(
-        "--full_structure",
+        "--coding_only",
         action="store_true",
-        help="unicellular: train on whole transcripts, UTRs and non-coding genes included (default: the CDS "
-        "chains of coding genes, bake --coding_only)",
+        help="bake --coding_only: train on the CDS chains of coding genes only (default: whole transcripts, "
+        "UTRs and non-coding genes included)",
     )
     parser.add_argument("--hidden_size", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=8)
@@ -166,9 +166,7 @@ def pombe(held_out: str, held_out_bp: int, work: Path) -> Corpus:
 def train_model(corpus: Corpus, args, work: Path) -> tuple[Path, dict, float]:
     """Bake, tokenizer, init, train for the budget: (run directory, trainer state, wall seconds)."""
     dataset = work / "dataset"
-    # Eukaryotes: CDS chains only (UTRs and non-coding genes left out), what the CDS-level scores measure.
-    coding_only = corpus.taxon != "prokaryotes" and not args.full_structure
-    options = BakeOptions(taxon=corpus.taxon, limit=args.window_bp, coding_only=coding_only)
+    options = BakeOptions(taxon=corpus.taxon, limit=args.window_bp, coding_only=args.coding_only)
     reports = [bake_genome(*genome, options, dataset, progress=False) for genome in corpus.training]
     new_types = sorted({t for report in reports for t in report.new_feature_types})  # e.g. PomBase's
     build_tokenizer(

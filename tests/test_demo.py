@@ -211,7 +211,7 @@ def test_reduced_eukaryote_demo_end_to_end(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "beside AUGUSTUS (saccharomyces) and the ORF floor" in result.stdout
     [bake] = [line for line in result.stdout.splitlines() if "-m dataset_builder bake" in line]
-    assert "--taxon unicellular" in bake and "--coding_only" in bake
+    assert "--taxon unicellular" in bake
     summary = json.loads((out / "scores.json").read_text())
     assert (summary["taxon"], summary["labels"]) == ("unicellular", "gff")
     assert set(summary["scores"]) == {"GFF-MoE", "AUGUSTUS", "ORF floor"}
