@@ -38,7 +38,7 @@ def _options_parser() -> argparse.ArgumentParser:
         "--coding_only",
         action="store_true",
         help="protein-coding structure only: transcripts cut to their CDS chains (no UTRs), non-coding genes "
-        "left out (counted in the report); what a CDS-level gene finder learns (the eukaryote recipe's choice)",
+        "left out (counted in the report): what a CDS-level gene finder predicts",
     )
     p.add_argument("--hint_ratio", type=fraction, default=0.0, help="fraction of genes also given as hints")
     p.add_argument(

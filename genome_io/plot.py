@@ -4,9 +4,9 @@ The first track is the reference; genes of the other tracks are coloured by how 
 (the conventions of `scoring`): exact (same strand and CDS chain: start, stop and every exon boundary),
 3' only (same strand and stop), or not in the reference. Forward-strand genes lie above the track's
 midline, reverse-strand genes below it; a single-exon gene is an arrow from its 5' to its 3' end, a
-spliced one its exons as boxes (CDS full height, UTR half) joined by a line for each intron. Given a model's per-base coding probability (annotate.py
---track), a last lane draws it per strand the same way: + above the midline, - below. Long sequences are
-drawn as several stacked panels.
+spliced one its exons as boxes (CDS full height, UTR half) joined by a line for each intron. Given a
+model's per-base coding probability (annotate.py --track), a last lane draws it per strand the same way:
++ above the midline, - below. Long sequences are drawn as several stacked panels.
 """
 
 from __future__ import annotations
