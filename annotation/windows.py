@@ -169,7 +169,8 @@ def stitch(
     min_coding_length: int = 0,
 ) -> list[Prediction]:
     """One prediction per locus from the overlapping windows' predictions of one contig (see module doc);
-    `long_orfs` (contig-level ORFs) join them as genes that no window wrote (`windows` empty, score -inf);
+    `long_orfs` (contig-level ORFs) join them as genes that no window wrote (`windows` empty, score -inf)
+    unless a coding call ends at their stop;
     with `move_start`, each gene's start as it says; with `max_overlap`, no two coding genes overlapping by
     more than that many bp (the longer stays, a long ORF only when `LONG_ORF_HANDICAP` times longer);
     coding genes joined from window pieces or open at a sequence end are dropped when shorter than
@@ -180,7 +181,9 @@ def stitch(
     whole = [p for p in predictions if not (p.cut_left or p.cut_right)]
     whole += _join_pieces([p for p in predictions if p.cut_left or p.cut_right], windows, stats)
     kept = _resolve_duplicates(whole, stats)
-    written = {(p.gene.strand, _three_prime(p.gene)) for p in kept}
+    # Only a coding call explains an ORF: one the grammar closed without a CDS (an exon chain that is no ORF)
+    # must not keep it out.
+    written = {(p.gene.strand, _three_prime(p.gene)) for p in kept if _coding(p)}
     kept += [
         Prediction(orf, -math.inf, ()) for orf in long_orfs if (orf.strand, _three_prime(orf)) not in written
     ]

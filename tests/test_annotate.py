@@ -201,18 +201,20 @@ def test_long_orfs_join_the_calls_and_win_only_when_much_longer():
     inside = coding_gene(1501, 1800, "-")  # a short call inside a long ORF of the other strand
     rival = coding_gene(5101, 6000, "+")  # 900 bp: more than 1200 / 1.5
     written = coding_gene(9001, 10_200, "-")  # the call of the ORF below, with another start
-    calls = [inside, rival, written]
+    # A spliced call the grammar closed without a CDS, ending at the last ORF's stop: it explains nothing.
+    no_cds = Gene(15_001, 15_900, "+", "gene", (Transcript("mRNA", ((15_001, 15_200), (15_301, 15_900))),))
+    calls = [inside, rival, written, no_cds]
     orfs = [
         coding_gene(1001, 2200, "+"),  # displaces `inside`
         coding_gene(5001, 6200, "-"),  # loses to `rival`
         coding_gene(9001, 10_500, "-"),  # same stop as `written`: already called
-        coding_gene(15_001, 15_900, "+"),  # alone
+        coding_gene(15_001, 15_900, "+"),  # only `no_cds` there
     ]
-    predictions = place(windows[0], 0, [g.shift(-1) for g in calls], [-0.5] * 3)
+    predictions = place(windows[0], 0, [g.shift(-1) for g in calls], [-0.5] * 4)
     stats = StitchStats()
     kept = stitch(predictions, windows, stats, max_overlap=60, long_orfs=orfs)
-    assert [p.gene for p in kept] == [orfs[0], rival, written, orfs[3]]
-    assert [p.windows for p in kept] == [(), (0,), (0,), ()] and stats.long_orfs == 2
+    assert [p.gene for p in kept] == [orfs[0], rival, written, orfs[3], no_cds]
+    assert [p.windows for p in kept] == [(), (0,), (0,), (), (0,)] and stats.long_orfs == 2
     assert stats.overlapping == 1  # `inside`; the ORF that lost was never a call
     assert AnnotationOptions().long_orf_bp == 600 and AnnotationOptions("plants").long_orf_bp == 0
 
