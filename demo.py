@@ -38,7 +38,6 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -95,32 +94,37 @@ class GeneFinder:
     """The taxon's classical gene finder: the silver labels of a genome without annotation, and the
     baseline column beside GFF-MoE."""
 
-    name: str  # as the tables name it
-    labels: str  # dataset_builder bake --labels / scoring --baseline
-    genes: Callable[[list[tuple[str, str]]], dict[str, list[Gene]]]
-    options: tuple[str, ...] = ()  # what bake and scoring need besides
+    labels: str  # "prodigal" or "augustus": dataset_builder bake --labels, scoring --baseline
+    species: str | None = None  # AUGUSTUS's parameter set
+
+    @property
+    def name(self) -> str:
+        """As the tables name it."""
+        return "AUGUSTUS" if self.species else "Prodigal"
+
+    @property
+    def named(self) -> str:
+        """The name with the parameter set: 'AUGUSTUS (saccharomyces)'."""
+        return self.name + (f" ({self.species})" if self.species else "")
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """What scoring needs besides `--baseline labels`."""
+        return ("--augustus_species", self.species) if self.species else ()
 
     @property
     def silver_note(self) -> str:
         return f"labels: {self.named}'s own gene calls (silver labels), not a curated annotation"
 
-    @property
-    def named(self) -> str:
-        """The name with the parameter set: 'AUGUSTUS (saccharomyces)'."""
-        return self.name + (f" ({self.options[-1]})" if self.options else "")
+    def genes(self, records: list[tuple[str, str]]) -> dict[str, list[Gene]]:
+        return augustus_genes(records, self.species) if self.species else prodigal_genes(records)
 
 
 def gene_finder(taxon: str, augustus_species: str | None = None) -> GeneFinder:
     """Prodigal (pyrodigal) for prokaryotes; AUGUSTUS with `augustus_species` (default: the taxon's) else."""
     if taxon == "prokaryotes":
-        return GeneFinder("Prodigal", "prodigal", prodigal_genes)
-    species = augustus_species or AUGUSTUS_SPECIES[taxon]
-    return GeneFinder(
-        "AUGUSTUS",
-        "augustus",
-        lambda records: augustus_genes(records, species),
-        ("--augustus_species", species),
-    )
+        return GeneFinder("prodigal")
+    return GeneFinder("augustus", augustus_species or AUGUSTUS_SPECIES[taxon])
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,6 @@ def orf_starts(gene: Gene, dna: str, code: GeneticCode) -> OrfStarts | None:
         codes = base_codes(text)
         codons = codon_ids(codes, step=3)
         before = (len(upstream) - trim) // 3  # codons upstream of the gene's own start: where barriers are
-
         barriers = np.flatnonzero(code.is_stop[codons[:before]] | (codons[:before] == UNKNOWN_CODON))
         if (len(barriers) and 3 * barriers[-1] >= UPSTREAM) or at_end:
             break

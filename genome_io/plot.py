@@ -44,11 +44,21 @@ def _stops(gene: Gene) -> set[tuple[str, int]]:
     return {(strand, chain[-1][1] if strand != "-" else chain[0][0]) for strand, chain in _chains(gene)}
 
 
+def _reference_keys(reference: Sequence[Gene]) -> tuple[set, set]:
+    """The reference's CDS chains and stops, gathered once for all the genes matched against it."""
+    return {c for g in reference for c in _chains(g)}, {s for g in reference for s in _stops(g)}
+
+
 def match_kind(gene: Gene, reference: Sequence[Gene]) -> str:
     """How a predicted gene matches the reference: 'exact', "3' only" or 'not in reference'."""
-    if _chains(gene) & {chain for g in reference for chain in _chains(g)}:
+    return _match(gene, _reference_keys(reference))
+
+
+def _match(gene: Gene, keys: tuple[set, set]) -> str:
+    chains, stops = keys
+    if _chains(gene) & chains:
         return "exact"
-    if _stops(gene) & {stop for g in reference for stop in _stops(g)}:
+    if _stops(gene) & stops:
         return "3' only"
     return "not in reference"
 
@@ -68,7 +78,7 @@ def plot_gene_tracks(
     + and - strand, NaN where unknown) adds the coding-probability lane under the genes.
     """
     names = list(tracks) + ([CODING_LANE] if coding is not None else [])
-    reference = tracks[names[0]]
+    keys = _reference_keys(tracks[names[0]])
     panels = max(1, round(length / panel_bp))
     panel_bp = math.ceil(length / panels)  # equal panels that end with the sequence
     figure, axes = plt.subplots(
@@ -89,7 +99,7 @@ def plot_gene_tracks(
             for gene in tracks[name]:
                 if gene.end < lo or gene.start > hi:
                     continue
-                colour = COLOURS["reference"] if row == 0 else COLOURS[match_kind(gene, reference)]
+                colour = COLOURS["reference"] if row == 0 else COLOURS[_match(gene, keys)]
                 _draw_gene(axis, gene, y, colour, offset)
         axis.set_xlim(lo - 1 + offset, (panel + 1) * panel_bp + offset)
         axis.set_ylim(-0.6, len(names) - 0.4)

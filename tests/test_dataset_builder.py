@@ -240,6 +240,8 @@ def test_coding_only_keeps_cds_chains_and_counts_what_it_leaves_out(tiny_genome,
         == 0
     )
     assert "1 non-coding (left out by --coding_only)" in capsys.readouterr().out
+    report = json.loads((out / "data" / "unicellular" / "tiny" / "report.json").read_text())
+    assert report["kept"] + sum(report["dropped"].values()) == report["genes_in_file"] == 4  # none lost
     rows = _load(out, "unicellular", tmp_path / "cache")["train"]
     genes = {  # window coordinates are 0-based: on the contig, 1-based
         row["seqid"]: [g.shift(row["start"]) for g in text_to_genes(row["target"]).genes] for row in rows
