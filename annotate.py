@@ -330,10 +330,11 @@ def settings_line(options: AnnotationOptions) -> str:
     strands = "both strands" if options.both_strands else "one strand"
     return (
         f"annotating as {options.taxon_name}: {options.window_bp:,} bp windows overlapping {options.overlap_bp:,} "
-        f"bp, {options.num_beams} beam(s), {strands}, genetic code {options.translation_table}"
+        f"bp, {options.beams} beam(s), {strands}, genetic code {options.translation_table}"
         + (
-            f", coding genes snapped to ORFs of >= {options.min_coding_length} bp"
-            if options.coding_gene_mode and options.constraints
+            f", coding genes snapped to {'spliced ' if options.spliced_genes else ''}ORFs of >= "
+            f"{options.min_coding_length} bp"
+            if options.coding_genes and options.constraints
             else ""
         )
     )

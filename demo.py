@@ -850,7 +850,7 @@ def decoding_settings(model_dir: Path, taxon: str, track_weight: float | None) -
     return {
         "window_bp": options.window_bp,
         "overlap_bp": options.overlap_bp,
-        "num_beams": options.num_beams,
+        "num_beams": options.beams,
         "both_strands": options.both_strands,
         "min_coding_length": options.min_coding_length,
         "max_gene_overlap": options.gene_overlap_limit,

@@ -78,6 +78,9 @@ DEFAULT_TAXON = "prokaryotes"  # for a model that does not say what it was train
 # Of the window: genes up to this long are always seen whole by some window. A fifth left the demo's many
 # 1-3 kb genes cut in every 3 kb window; a half read each base twice for no better score than a third.
 OVERLAP_FRACTION = 1 / 3
+# Beams for spliced genes: on held-out S. pombe, exon F1 greedy / 2 / 4 / 8 beams 0.05 / 0.21 / 0.19 / 0.16 (a model
+# trained on CDS chains), 0.11 / 0.16 / 0.19 / - (on whole transcripts); 0.42 / 0.43 / 0.72 / - (the demo's).
+EUKARYOTE_BEAMS = 4
 TOKENS_PER_KB = 40  # generation budget: ~5 prokaryote genes/kb would be 40 tokens (real density ~1/kb)
 # Weight of the track's ORF evidence on a coding gene's coordinates (a model with a track head). Off by
 # default: on the demo's 400-step model it lowered gene 3' F1 (bench/supervision.py, README).
@@ -126,7 +129,7 @@ class AnnotationOptions:
     """How to annotate, in one place: each option's default, rule and help (annotate.py builds its flags from
     them), read by the `gff-annotation` pipeline, `annotate_records` and `WindowAnnotator`. None means the
     model's or the taxon's default (`for_model` fills in what the model records; `window_bp`, `overlap_bp`,
-    `translation_table`, `coding_gene_mode` resolve the rest). A bad value is refused when the options are
+    `translation_table`, `beams` resolve the rest). A bad value is refused when the options are
     built (`OptionError`)."""
 
     taxon: str | None = _option(
@@ -146,7 +149,12 @@ class AnnotationOptions:
         "bp shared by neighbouring windows (default a third of the window)",
     )
     batch_size: int = _option(8, _at_least(1), "windows per generate call")
-    num_beams: int = _option(1, _at_least(1), "beam search width (1 = greedy)")
+    num_beams: int | None = _option(
+        None,
+        _at_least(1),
+        f"beam search width (1 = greedy; default: 1 for prokaryotes, {EUKARYOTE_BEAMS} for the other taxa, whose "
+        "spliced genes the grammar lets a greedy decoder commit to too early)",
+    )
     max_new_tokens: int | None = _option(None, _at_least(1), "generation budget per window")
     constraints: bool = _option(
         True, _BOOLEAN, "biology-constrained decoding (off: plain decoding, an ablation)"
@@ -154,8 +162,11 @@ class AnnotationOptions:
     genetic_code: int | None = _option(
         None, _TRANSLATION_TABLE, "NCBI translation table (default: 11 prokaryotes, else 1)"
     )
-    coding_genes: bool | None = _option(
-        None, _BOOLEAN, "snap <gene> spans to ORFs while decoding (default: on for prokaryotes)"
+    coding_genes: bool = _option(
+        True,
+        _BOOLEAN,
+        "coding-gene mode: hold each <gene> to an open reading frame while it is decoded, its span in "
+        "prokaryotes, its exon chain (start codon, introns, stop codon) in the other taxa",
     )
     min_coding_length: int = _option(MIN_CODING_LENGTH, _at_least(1), "bp of a snapped gene, stop included")
     track_weight: float = _option(
@@ -163,7 +174,8 @@ class AnnotationOptions:
         _WEIGHT,
         "weight of the model's per-base gene-structure track in a coding gene's coordinates: each ORF the "
         "decoder may point to scores the track's mean log-probability of its codon positions plus those of "
-        f"its start and stop codons (models trained with a track head; 0: off; default {TRACK_WEIGHT:g})",
+        f"its start and stop codons (models trained with a track head, prokaryotes' single-ORF genes only: "
+        f"a spliced gene's coordinates are not weighed; 0: off; default {TRACK_WEIGHT:g})",
     )
     choose_starts: bool | None = _option(
         None,
@@ -237,29 +249,34 @@ class AnnotationOptions:
     def gene_overlap_limit(self) -> int | None:
         if self.max_gene_overlap is not None:
             return self.max_gene_overlap
-        return MAX_OVERLAP if self.coding_gene_mode else None
+        return MAX_OVERLAP if self.coding_genes else None
 
     @property
     def long_orf_bp(self) -> int:
         if self.long_orfs is not None:
             return self.long_orfs
-        return LONG_ORF if self.coding_gene_mode and self.constraints else 0
+        return LONG_ORF if self.coding_genes and self.constraints else 0
 
     @property
     def stitch_min_length(self) -> int:
         """bp under which stitching drops a coding gene (`windows.stitch`): in coding-gene mode, as decoding."""
-        return self.min_coding_length if self.coding_gene_mode and self.constraints else 0
+        return self.min_coding_length if self.coding_genes and self.constraints else 0
 
     @property
     def chooses_starts(self) -> bool:
         if self.choose_starts is not None:
             return self.choose_starts
-        return self.coding_gene_mode and self.constraints
+        return self.coding_genes and self.constraints
 
     @property
-    def coding_gene_mode(self) -> bool:
-        """Whether `<gene>` spans are snapped to ORFs: by default for prokaryotes, whose genes are single ORFs."""
-        return self.taxon_name == "prokaryotes" if self.coding_genes is None else self.coding_genes
+    def spliced_genes(self) -> bool:
+        """Whether a coding gene may be spliced: coding-gene mode then holds its exon chain, not its span, to
+        an open reading frame (`annotation.constraints.SplicedChains`). Every taxon but prokaryotes."""
+        return self.taxon_name != "prokaryotes"
+
+    @property
+    def beams(self) -> int:
+        return self.num_beams or (EUKARYOTE_BEAMS if self.spliced_genes else 1)
 
 
 @dataclass
@@ -399,10 +416,11 @@ class WindowAnnotator:
                     [w.sequence for w in windows],
                     token_offsets.cpu().numpy() if self.pointers else None,
                     self.code,
-                    self.options.coding_gene_mode,
+                    self.options.coding_genes,
                     self.options.min_coding_length,
                     track,
                     self.track_weight,
+                    spliced=self.options.spliced_genes,
                 )
             )
         budget = self.options.max_new_tokens or max(
@@ -411,7 +429,7 @@ class WindowAnnotator:
         out = self.model.generate(
             **inputs,
             logits_processor=processors,
-            num_beams=self.options.num_beams,
+            num_beams=self.options.beams,
             do_sample=False,
             max_new_tokens=budget,
             max_length=None,

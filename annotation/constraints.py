@@ -17,7 +17,7 @@ biologically impossible in this window's DNA:
 - transcripts: at most `MAX_TRANSCRIPTS` per gene and one `<direct>` among them, never two identical ones
   in a gene (a weak model loops on them), and no two consecutive genes alike in (start, end, strand, type).
 
-Coding-gene mode (`coding_genes=True`, the prokaryote default of the annotator): the grammar writes a
+Coding-gene mode (`coding_genes=True`, the annotator's default): the grammar writes a
 gene's coordinates before its strand and transcripts, so checking codons only at `<cds_all>` leaves a model
 whose coordinates are a few bases off with nothing but non-coding transcripts. In this mode the coordinates
 of a gene that can code (`<gene>`, `<protein_coding_gene>`) are snapped to the open reading frames of either
@@ -29,6 +29,15 @@ compulsory). The strand token then allows only the strands on which the span is 
 so the DNA, not a guess made before any coordinate, decides it. Such a gene needs at least one transcript.
 The trade-off: a tRNA or rRNA written as `<gene>` is snapped to an ORF too (it loses exactness; gene-level
 scoring counts coding genes only); `<ncRNA_gene>` and `<pseudogene>` are not snapped.
+
+Spliced coding-gene mode (`spliced=True` as well, the annotator's default outside prokaryotes): a coding gene is
+one CDS chain, and each of its transcripts is that chain (`<cds_all>`), its introns chosen as it is written.
+The gene's left coordinate is a start codon (+) or a stop codon (-) from which some spliced chain reaches a
+right end; the right one an end such a chain reaches from it (a stop codon on +, a start codon on -; at least
+`min_coding_length` bp where any is); the strand one on which a chain joins the two. Then every intron is
+offered only where the chain, frame carried, can still close at the gene's end, and an intron that would split
+a stop codon is refused. `SplicedChains` answers these reachability questions per window and strand. Without
+this mode a small model's spliced genes were mostly exon chains that are no ORF, closed without a CDS.
 
 Per window, the DNA is coded once (`WindowTables`); the legal coding spans of a transcript are computed
 once when its exon chain is complete (a few hundred (start, end, phase) triples, numpy), then each
@@ -47,7 +56,7 @@ from Bio.Data.CodonTable import unambiguous_dna_by_id
 from transformers import LogitsProcessor
 
 from core.features import is_gene_type
-from core.orfs import COMPLEMENT, base_codes, codon_ids, codon_table
+from core.orfs import COMPLEMENT, UNKNOWN_CODON, base_codes, codon_ids, codon_table
 from tokenization.codec import (
     ANNOTATION_TASK,
     BOS,
@@ -232,6 +241,217 @@ class ChainSpans(CodingSpans):
 
     def phases(self, first: int, last: int) -> list[int]:
         return [0, 1, 2] if first in self.on_chain and last in self.on_chain and first <= last else []
+
+
+class SplicedChains:
+    """Where the CDS chain of a spliced coding gene on one strand can run in one window.
+
+    Read left to right (genomic order), a CDS chain on either strand is whole codons counted from its left
+    end: on + a start codon first and a stop codon last, on - a stop codon first and a start codon last
+    (both reverse-complemented), and no stop codon in between. Inside one exon the codons sit in one genomic
+    frame `g` (a codon begins at every base p with p % 3 == g); an intron from a + 1 to b - 1 moves the frame
+    of the next exon to (g + b - a - 1) % 3. So where a chain can go is a reachability question over (base,
+    frame), answered with interval arithmetic over the exons' runs between stop codons: `forward` from a
+    gene's left end, `backward` from its right end (or from every possible one). A codon split by an intron
+    is not looked at here (the grammar checks it when the intron is written, `spanning_stops`); nor is the
+    chain's length, which the caller holds to a minimum where it can.
+    """
+
+    def __init__(self, tables: WindowTables, strand: str):
+        n, code = tables.length, tables.code
+        self.length = n
+        if strand == "+":
+            ids = codon_ids(tables.bases)
+        else:  # the codon at each base as the - strand reads it
+            ids = codon_ids(COMPLEMENT[tables.bases][::-1])[::-1]
+        tail = np.zeros(min(2, n), bool)  # no codon begins at the last two bases
+        stop = np.concatenate([code.is_stop[ids], tail])
+        start = np.concatenate([code.is_start[ids], tail])
+        self.bases, self.strand, self.code = tables.bases, strand, code
+        self.first, self.last = (start, stop) if strand == "+" else (stop, start)
+        self.stops = [np.flatnonzero(stop & (np.arange(n) % 3 == g)) for g in range(3)]
+        # Per splice-site kind: exon ends `a` with the intron's first two bases at a + 1, and exon starts `b`
+        # with its last two at b - 2 (genomic orientation, as `WindowTables.splice_pairs`).
+        self.kinds = []
+        for left, right_counts in tables.splice_pairs(strand):
+            donors, acceptors = np.zeros(n, bool), np.zeros(n, bool)
+            donors[:-1] = left[1:]
+            acceptors[2:] = np.diff(right_counts)[: max(n - 2, 0)] > 0
+            self.kinds.append((donors, acceptors))
+        self._ends_cache: dict[int, np.ndarray] = {}
+        self._back_cache: dict[int, np.ndarray] = {}
+
+    # ---- runs: how far one exon reaches without a stop codon inside it
+
+    def _paint(self, reach: np.ndarray, lo: np.ndarray, hi: np.ndarray, frames: np.ndarray) -> None:
+        for g in range(3):
+            rows = (frames == g) & (lo <= hi)
+            delta = np.zeros(self.length + 1, np.int64)
+            np.add.at(delta, lo[rows], 1)
+            np.add.at(delta, hi[rows] + 1, -1)
+            reach[g] |= np.cumsum(delta[:-1]) > 0
+
+    def _rightwards(self, starts: np.ndarray, frames: np.ndarray, search_from: np.ndarray) -> np.ndarray:
+        """The last base an exon entering at `starts` (genomic frames) can reach: a base before the first stop
+        codon of its frame at or after `search_from` ends, so the chain may still close on that stop."""
+        ends = np.full(len(starts), self.length - 1)
+        for g in range(3):
+            rows = frames == g
+            k = np.searchsorted(self.stops[g], search_from[rows])
+            found = k < len(self.stops[g])
+            ends[np.flatnonzero(rows)[found]] = self.stops[g][k[found]] + 1
+        return ends
+
+    def _leftwards(self, ends: np.ndarray, frames: np.ndarray, search_to: np.ndarray) -> np.ndarray:
+        """The first base an exon ending at `ends` can reach leftwards: after the last stop codon of its frame
+        that begins at or before `search_to`."""
+        starts = np.zeros(len(ends), np.int64)
+        for g in range(3):
+            rows = frames == g
+            k = np.searchsorted(self.stops[g], search_to[rows], side="right") - 1
+            found = k >= 0
+            starts[np.flatnonzero(rows)[found]] = self.stops[g][k[found]] + 1
+        return starts
+
+    # ---- reachability
+
+    def forward(self, start: int, frames: Sequence[int]) -> np.ndarray:
+        """[3, length]: bases an exon of a chain beginning at `start` (its first codon in one of `frames`)
+        can hold, by genomic frame."""
+        n = self.length
+        entries = (np.full(len(frames), start), np.asarray(frames), np.full(len(frames), start + 1))
+        earliest: dict[tuple[int, int], int] = {}  # (splice kind, frame shift) -> earliest exon end
+        while True:
+            reach = np.zeros((3, n), bool)
+            self._paint(reach, entries[0], self._rightwards(*entries), entries[1])
+            found = dict(earliest)
+            for kind, (donors, _) in enumerate(self.kinds):
+                for g in range(3):
+                    a = np.flatnonzero(reach[g] & donors)
+                    for r in range(3):  # the first exon end of each frame shift
+                        if (hits := a[a % 3 == r]).size:
+                            key = (kind, (g - r - 1) % 3)
+                            found[key] = min(found.get(key, n), int(hits[0]))
+            if found == earliest:
+                return reach
+            earliest = found
+            # Every acceptor after an exon end of a kind starts a new exon, in the frame that end implies.
+            lists = [entries]
+            for (kind, shift), a in earliest.items():
+                b = np.flatnonzero(self.kinds[kind][1])
+                b = b[b >= a + 1 + MIN_INTRON]
+                lists.append((b, (b + shift) % 3, b))
+            entries = tuple(np.concatenate(parts) for parts in zip(*lists, strict=True))
+
+    def backward(self, end: int | None = None) -> np.ndarray:
+        """[3, length]: bases an exon can hold, by genomic frame, from which the chain can still close at
+        `end` (its last codon at end - 2; None: at any base where a chain can close, or open at the window's
+        last base)."""
+        cached = -1 if end is None else end
+        if cached in self._back_cache:
+            return self._back_cache[cached]
+        n = self.length
+        if end is None:
+            q = np.flatnonzero(self.last)
+            ys, frames, limits = q + 2, q % 3, q - 1  # the last codon itself is exempt
+            ys, frames = np.concatenate([ys, [n - 1] * 3]), np.concatenate([frames, [0, 1, 2]])
+            limits = np.concatenate([limits, [n - 3] * 3])
+        else:
+            ys, frames, limits = np.array([end]), np.array([(end - 2) % 3]), np.array([end - 3])
+        entries = (ys, frames, limits)
+        latest: dict[tuple[int, int], int] = {}  # (splice kind, frame shift) -> latest exon start
+        while True:
+            reach = np.zeros((3, n), bool)
+            self._paint(reach, self._leftwards(*entries), entries[0], entries[1])
+            found = dict(latest)
+            for kind, (_, acceptors) in enumerate(self.kinds):
+                for g in range(3):
+                    b = np.flatnonzero(reach[g] & acceptors)
+                    for r in range(3):  # the last exon start of each frame shift
+                        if (hits := b[b % 3 == r]).size:
+                            shift = (kind, (g - r + 1) % 3)
+                            found[shift] = max(found.get(shift, -1), int(hits[-1]))
+            if found == latest:
+                self._back_cache[cached] = reach
+                return reach
+            latest = found
+            lists = [entries]
+            for (kind, shift), b in latest.items():
+                a = np.flatnonzero(self.kinds[kind][0])
+                a = a[a <= b - 1 - MIN_INTRON]
+                lists.append((a, (a + shift) % 3, a - 2))
+            entries = tuple(np.concatenate(parts) for parts in zip(*lists, strict=True))
+
+    # ---- what the grammar asks
+
+    def starts(self) -> np.ndarray:
+        """Bool [length]: left ends from which a chain can reach some right end (its first codon there, or
+        cut by the window's first base)."""
+        n, back = self.length, self.backward()
+        ok = np.zeros(n, bool)
+        s = np.arange(n - 1)
+        # the base after the first codon's first base, in its frame: the first codon itself is exempt
+        ok[:-1] = self.first[:-1] & back[s % 3, s + 1]
+        ok[0] |= back[:, 0].any()
+        return ok
+
+    def ends(self, start: int) -> np.ndarray:
+        """Bool [length]: right ends of the chains beginning at `start` (its last codon ending there, or cut
+        by the window's last base). At the window's first base the chain may be cut, in any frame."""
+        if start not in self._ends_cache:
+            n = self.length
+            reach = self.forward(start, [0, 1, 2] if start == 0 else [start % 3])
+            q = np.arange(n)
+            ends = np.zeros(n, bool)
+            ends[2:] = (self.last & reach[q % 3, q])[:-2]
+            ends[n - 1] |= reach[:, n - 1].any()
+            self._ends_cache[start] = ends
+        return self._ends_cache[start]
+
+    def exon_ends(self, exon_start: int, frame: int, first_exon: bool, end: int) -> np.ndarray:
+        """Bool [length]: last bases `a` of the exon beginning at `exon_start` (codons in genomic `frame`) at
+        which an intron can open after which the chain can still close at `end`."""
+        n, back = self.length, self.backward(end)
+        search_from = exon_start + 1 if first_exon else exon_start  # a gene's first codon is exempt
+        last = self._rightwards(np.array([exon_start]), np.array([frame]), np.array([search_from]))[0]
+        a = np.arange(exon_start, max(exon_start, min(last, end - 1 - MIN_INTRON) + 1))
+        legal = np.zeros(n, bool)
+        for donors, acceptors in self.kinds:
+            b = np.flatnonzero(acceptors[: end + 1])
+            for shift in range(3):
+                after = b[back[(b + shift) % 3, b]]
+                if after.size:
+                    here = a[(frame - a - 1) % 3 == shift]
+                    legal[here] |= donors[here] & (here + 1 + MIN_INTRON <= after[-1])
+        return legal
+
+    def exon_starts(self, a: int, frame: int, end: int, tail: np.ndarray) -> np.ndarray:
+        """Bool [length]: first bases `b` of the exon after an intron a + 1 .. b - 1 (the exon before it has
+        its codons in genomic `frame`; `tail` holds the chain's bases after its last whole codon) from which
+        the chain can close at `end`, without a stop codon split by the intron."""
+        n, back = self.length, self.backward(end)
+        shift = (frame - a - 1) % 3
+        b = np.arange(a + 1 + MIN_INTRON, end + 1)
+        legal = np.zeros(n, bool)
+        for donors, acceptors in self.kinds:
+            if donors[a]:
+                here = b[acceptors[b]]
+                legal[here] |= back[(here + shift) % 3, here]
+        if len(tail):  # the codon the intron splits: the tail's bases and the next exon's first ones
+            b = np.flatnonzero(legal)
+            b = b[b + 2 - len(tail) < n]
+            parts = [np.full(len(b), self.bases[p]) for p in tail]
+            parts += [self.bases[b + k] for k in range(3 - len(tail))]
+            legal[b[self.code.is_stop[self._codon(*parts)]]] = False
+        return legal
+
+    def _codon(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Codon ids of genomic triples x y z as this strand reads them."""
+        if self.strand == "-":
+            x, y, z = COMPLEMENT[z], COMPLEMENT[y], COMPLEMENT[x]
+        ids = 16 * x.astype(np.int64) + 4 * y + z
+        ids[(x > 3) | (y > 3) | (z > 3)] = UNKNOWN_CODON
+        return ids
 
 
 # ---------------------------------------------------------------- vocabulary
@@ -482,11 +702,15 @@ class Grammar:
         coding_genes: bool = False,
         min_coding_length: int = MIN_CODING_LENGTH,
         evidence: TrackEvidence | None = None,
+        spliced: bool = False,
     ):
         self.vocab, self.tables, self.coords = vocab, tables, coordinates
         self.length = tables.length
         self.coding_genes, self.min_coding_length = coding_genes, min_coding_length
         self.evidence = evidence
+        self.spliced = spliced
+        self._chains: dict[str, SplicedChains] = {}
+        self._spliced_starts: np.ndarray | None = None
         self._orf_scores: np.ndarray | None = None
         self._spans_cache: dict[tuple, CodingSpans] = {}
         # One rule per state: the tokens it allows, where the next token takes it, the bases a coordinate
@@ -569,7 +793,7 @@ class Grammar:
             return None
         if state.purpose not in (Purpose.GENE_START, Purpose.GENE_END):
             return None
-        if not state.gene.coding:
+        if not state.gene.coding or self.spliced:
             return None
         keep = self._gene_orf_mask(state)
         orfs, scores = self.tables.orfs(self.min_coding_length)[keep], self._orf_evidence()[keep]
@@ -622,7 +846,13 @@ class Grammar:
         finished = True
         open_left = gene.start == 0 and not gene.open_left and not gene.open_right
         open_right = gene.end == self.length - 1 and not gene.open_right
-        if gene.coding:  # an edge the ORF runs off must be marked open
+        if gene.coding and self.spliced:  # an edge without the chain's first (last) codon must be marked open
+            chains = self.chains(gene.strand)
+            closed_left = bool(chains.first[gene.start])
+            closed_right = gene.end >= 2 and bool(chains.last[gene.end - 2])
+            finished = (closed_left or gene.open_left) and (closed_right or gene.open_right)
+            open_right &= closed_left or gene.open_left  # <open_l> comes first
+        elif gene.coding:  # an edge the ORF runs off must be marked open
             finished = self._is_orf(gene, gene.open_left, gene.open_right)
             open_left &= self._is_orf(gene, True, False) or (open_right and self._is_orf(gene, True, True))
             open_right &= self._is_orf(gene, gene.open_left, True)
@@ -641,6 +871,8 @@ class Grammar:
 
     def _structure_allowed(self, state: State) -> np.ndarray:
         """In a transcript before its CDS: its span, introns or CDS, or what ends it."""
+        if self._framed(state.gene):
+            return self._chain_allowed(state)
         v, gene, tx = self.vocab, state.gene, state.transcript
         ids = [self._follow(state)]
         if tx.stage is Stage.HEAD and self._span_possible(gene):
@@ -655,6 +887,23 @@ class Grammar:
                 ids.append([v.cds_all])
             if choices.has_part(extent):
                 ids.append([v.cds])
+        return np.concatenate(ids).astype(np.int64)
+
+    def _chain_allowed(self, state: State) -> np.ndarray:
+        """In a transcript of a spliced coding gene: an intron where the chain can still close at the gene's
+        end, or the whole transcript as its CDS once it is one. Ending it without a CDS is left only where
+        neither is (a split codon `SplicedChains` does not foresee)."""
+        v, tx = self.vocab, state.transcript
+        ids = []
+        ends = self._intron_legal(state, tx.exon_start) & self.tables.addressable
+        if tx.stage is Stage.INTRONS:
+            ids.append(self.coords.first(ends))
+        elif ends.any():
+            ids.append([v.introns])
+        if self._choices(state).has_whole((tx.start, tx.end)):
+            ids.append([v.cds_all])
+        if not any(len(i) for i in ids):
+            ids.append(self._follow(state))
         return np.concatenate(ids).astype(np.int64)
 
     def _follow(self, state: State) -> np.ndarray:
@@ -817,7 +1066,11 @@ class Grammar:
 
     def _gene_start_legal(self, state: State) -> np.ndarray:
         legal = self._between(max(state.prev[0], 0), self.length - 1)
-        if state.gene.coding:
+        if state.gene.coding and self.spliced:
+            if self._spliced_starts is None:
+                self._spliced_starts = self.chains("+").starts() | self.chains("-").starts()
+            legal &= self._spliced_starts
+        elif state.gene.coding:
             legal &= self._mask(self._gene_orfs(state)[:, 0])
         return legal
 
@@ -828,7 +1081,14 @@ class Grammar:
         legal = self._between(
             max(gene.start + 1, state.prev[1]) if same_start else gene.start + 1, self.length
         )
-        if gene.coding:
+        if gene.coding and self.spliced:
+            ends = np.zeros(self.length, bool)
+            for strand in self._chain_strands(gene.start):
+                ends |= self.chains(strand).ends(gene.start)
+            # at least min_coding_length bp, short only where nothing is longer
+            long_enough = ends & (np.arange(self.length) - gene.start + 1 >= self.min_coding_length)
+            legal &= long_enough if (legal & long_enough).any() else ends
+        elif gene.coding:
             orfs = self._gene_orfs(state)
             legal &= self._mask(orfs[orfs[:, 0] == gene.start, 1])
         return legal
@@ -848,6 +1108,11 @@ class Grammar:
 
     def _intron_next_legal(self, state: State) -> np.ndarray:
         legal, a, tx = np.zeros(self.length, bool), state.pending, state.transcript
+        if self._framed(state.gene):
+            frame, chain = self._chain_so_far(state)
+            chain = np.concatenate([chain, np.arange(tx.exon_start, a + 1)])
+            tail = chain[len(chain) - ((a - frame) % 3 + 1) % 3 :]  # the bases after the last whole codon
+            return self.chains(state.gene.strand).exon_starts(a, frame, tx.end, tail)
         for left, right_counts in self.tables.splice_pairs(state.gene.strand):
             if left[a + 1]:
                 b = np.arange(a + 1 + MIN_INTRON, tx.end + 1)
@@ -868,6 +1133,10 @@ class Grammar:
         legal = np.zeros(n, bool)
         if state.gene.strand == "." or tx is None:
             return legal
+        if self._framed(state.gene):
+            frame, chain = self._chain_so_far(state)
+            chains = self.chains(state.gene.strand)
+            return chains.exon_ends(exon_start, frame, len(chain) == 0, tx.end)
         a = np.arange(exon_start, tx.end - MIN_INTRON)  # room for an intron and a 1-bp last exon
         if len(a) == 0:
             return legal
@@ -892,12 +1161,39 @@ class Grammar:
         """Strands the gene whose coordinates are written may take: for a coding gene those on which its span
         is an ORF; never the previous gene's when that one is alike (same span and type)."""
         gene = state.gene
-        if gene.coding:
+        if gene.coding and not self.spliced:
             orfs = self._gene_orfs(state)
             on_span = (orfs[:, 0] == gene.start) & (orfs[:, 1] == gene.end)
             return [STRANDS[k] for k in sorted(set(orfs[on_span, 2].tolist()))]
         alike = (gene.start, gene.end) == state.prev and gene.type_id == state.prev_kind[1]
-        return [s for s in STRANDS if not (alike and s == state.prev_kind[0])]
+        strands = STRANDS
+        if gene.coding:  # spliced: the strands on which a chain runs from one end to the other
+            joined = self._chain_strands(gene.start)
+            strands = [s for s in joined if self.chains(s).ends(gene.start)[gene.end]]
+        return [s for s in strands if not (alike and s == state.prev_kind[0])]
+
+    # -------------------------------------------------------- spliced coding genes
+
+    def chains(self, strand: str) -> SplicedChains:
+        if strand not in self._chains:
+            self._chains[strand] = SplicedChains(self.tables, strand)
+        return self._chains[strand]
+
+    def _chain_strands(self, start: int) -> list[str]:
+        """Strands on which a spliced coding gene may begin at `start`: its first codon, or the window's edge."""
+        return [s for s in "+-" if start == 0 or self.chains(s).first[start]]
+
+    def _framed(self, gene: _Gene) -> bool:
+        """Whether the gene's transcripts are held to whole CDS chains as they are written: a spliced coding
+        gene with both ends in the window (a cut one is written as the plain grammar allows)."""
+        return gene.coding and self.spliced and not (gene.open_left or gene.open_right)
+
+    def _chain_so_far(self, state: State) -> tuple[int, np.ndarray]:
+        """The genomic frame of the current exon's codons, and the bases of the exons before it."""
+        tx = state.transcript
+        before = tx.exons()[:-1]
+        chain = np.concatenate([np.arange(s, e + 1) for s, e in before]) if before else np.zeros(0, np.int64)
+        return (tx.exon_start - len(chain)) % 3, chain
 
     def _gene_orfs(self, state: State) -> np.ndarray:
         """The ORF spans a coding gene may take here, as rows (start, end, strand index into STRANDS):
@@ -979,9 +1275,11 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
         min_coding_length: int = MIN_CODING_LENGTH,
         track: Sequence[np.ndarray] | None = None,
         track_weight: float = 0.0,
+        spliced: bool = False,
     ) -> BiologyConstrainedLogitsProcessor:
         """Constraints for a batch of windows; `token_offsets` (per window) selects pointer coordinates,
-        `coding_genes` snaps the spans of coding-capable genes to ORFs (see the module docstring). `track`
+        `coding_genes` snaps the spans of coding-capable genes to ORFs, or with `spliced` their exon chains
+        (see the module docstring). `track`
         (per window, the track head's log-probabilities) adds `track_weight` x the ORF evidence
         (`TrackEvidence`) to the scores of a coding gene's coordinate tokens."""
         code = code or GeneticCode(11)
@@ -991,7 +1289,9 @@ class BiologyConstrainedLogitsProcessor(LogitsProcessor):
             coordinates = CoordinateTokens(vocab, offsets, len(dna))
             tables = WindowTables(dna, code, coordinates.addressable())
             evidence = TrackEvidence(track[i][: len(dna)]) if track is not None and track_weight else None
-            grammars.append(Grammar(vocab, tables, coordinates, coding_genes, min_coding_length, evidence))
+            grammars.append(
+                Grammar(vocab, tables, coordinates, coding_genes, min_coding_length, evidence, spliced)
+            )
         return cls(grammars, track_weight)
 
     def state(self, item: int, prefix: Sequence[int]) -> State:

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     defaults = AnnotationOptions().for_model(model.config)
     print(
         f"defaults for this model: {defaults.window_bp:,} bp windows overlapping {defaults.overlap_bp:,} bp, "
-        f"{defaults.num_beams} beam(s), both strands {defaults.both_strands}, genes >= "
+        f"{defaults.beams} beam(s), both strands {defaults.both_strands}, genes >= "
         f"{defaults.min_coding_length} bp, overlap limit {defaults.gene_overlap_limit} bp"
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -183,7 +183,8 @@ def test_annotation_chooses_starts_by_the_models_scorer_in_coding_gene_mode_only
     assert stats.stitch.moved_starts > 0 and f"{stats.stitch.moved_starts} starts moved" in stats.summary()
     assert all(pick_start(g, records[0][1], GeneticCode(11)) == g for g in coding)
     assert same.stitch.moved_starts == 0 and kept != genes
-    assert not AnnotationOptions("unicellular").chooses_starts and AnnotationOptions().chooses_starts
+    assert AnnotationOptions("unicellular").chooses_starts and AnnotationOptions().chooses_starts
+    assert not AnnotationOptions(coding_genes=False).chooses_starts
     assert not AnnotationOptions(constraints=False).chooses_starts
 
     model.config.start_weights = {"codon ATG": 2.0, "log rank": -0.5}
@@ -216,7 +217,8 @@ def test_long_orfs_join_the_calls_and_win_only_when_much_longer():
     assert [p.gene for p in kept] == [orfs[0], rival, written, orfs[3], no_cds]
     assert [p.windows for p in kept] == [(), (0,), (0,), (), (0,)] and stats.long_orfs == 2
     assert stats.overlapping == 1  # `inside`; the ORF that lost was never a call
-    assert AnnotationOptions().long_orf_bp == 600 and AnnotationOptions("plants").long_orf_bp == 0
+    assert AnnotationOptions().long_orf_bp == AnnotationOptions("plants").long_orf_bp == 600
+    assert AnnotationOptions(coding_genes=False).long_orf_bp == 0
 
 
 def test_stitched_coding_genes_keep_the_minimum_length_two_thirds_of_it_at_a_sequence_end():
@@ -232,7 +234,8 @@ def test_stitched_coding_genes_keep_the_minimum_length_two_thirds_of_it_at_a_seq
     kept = stitch(predictions, windows, stats, min_coding_length=900)
     assert [p.gene for p in kept] == [edge] and stats.short_genes == 2 and stats.joined == 1
     assert [p.gene for p in stitch(predictions, windows)] == [edge, joined, sliver]
-    assert AnnotationOptions().stitch_min_length == 300 and AnnotationOptions("plants").stitch_min_length == 0
+    assert AnnotationOptions().stitch_min_length == AnnotationOptions("plants").stitch_min_length == 300
+    assert AnnotationOptions(coding_genes=False).stitch_min_length == 0
 
 
 def test_a_model_that_writes_nothing_still_gets_the_long_orfs_unscored(tiny_model_dir):
@@ -253,7 +256,8 @@ def test_a_model_that_writes_nothing_still_gets_the_long_orfs_unscored(tiny_mode
 
 def test_the_overlap_limit_is_on_in_coding_gene_mode_only():
     assert AnnotationOptions("prokaryotes").gene_overlap_limit == 60
-    assert AnnotationOptions("unicellular").gene_overlap_limit is None
+    assert AnnotationOptions("unicellular").gene_overlap_limit == 60
+    assert AnnotationOptions("unicellular", coding_genes=False).gene_overlap_limit is None
     assert AnnotationOptions("plants", coding_genes=True, max_gene_overlap=0).gene_overlap_limit == 0
 
 
@@ -298,21 +302,22 @@ def test_annotate_cli_defaults_and_flags_are_the_annotation_options():
 def test_options_resolve_the_taxon_defaults_as_before():
     prokaryotes, plants = AnnotationOptions(), AnnotationOptions("plants")
     assert (prokaryotes.window_bp, prokaryotes.overlap_bp) == (9000, 3000)
-    assert (prokaryotes.translation_table, prokaryotes.coding_gene_mode) == (11, True)
-    assert (plants.window_bp, plants.overlap_bp, plants.translation_table, plants.coding_gene_mode) == (
+    assert (prokaryotes.translation_table, prokaryotes.spliced_genes, prokaryotes.beams) == (11, False, 1)
+    assert (plants.window_bp, plants.overlap_bp, plants.translation_table, plants.spliced_genes) == (
         45000,
         15000,
         1,
-        False,
+        True,
     )
+    assert plants.coding_genes and plants.beams == 4 and replace(plants, num_beams=1).beams == 1
     assert replace(plants, taxon=None) == prokaryotes  # None stays "the taxon's default"
     assert (prokaryotes.taxon, prokaryotes.taxon_name) == (None, "prokaryotes")
-    given = AnnotationOptions("plants", window_size=600, genetic_code=11, coding_genes=True)
-    assert (given.window_bp, given.overlap_bp, given.translation_table, given.coding_gene_mode) == (
+    given = AnnotationOptions("plants", window_size=600, genetic_code=11, coding_genes=False)
+    assert (given.window_bp, given.overlap_bp, given.translation_table, given.coding_genes) == (
         600,
         200,
         11,
-        True,
+        False,
     )
 
 
@@ -323,10 +328,10 @@ def test_the_window_defaults_to_the_one_the_model_was_trained_on(tiny_model_dir)
     assert AnnotationOptions().for_model(SimpleNamespace()).window_bp == 9000  # an older model: the taxon's
     # The taxon the model was trained on, when it was one, sets the genetic code and modes; a given one wins.
     yeast = AnnotationOptions().for_model(SimpleNamespace(training_taxa=["unicellular"]))
-    assert (yeast.taxon, yeast.translation_table, yeast.coding_gene_mode, yeast.window_bp) == (
+    assert (yeast.taxon, yeast.translation_table, yeast.spliced_genes, yeast.window_bp) == (
         "unicellular",
         1,
-        False,
+        True,
         22_500,
     )
     mixed = SimpleNamespace(training_taxa=["plants", "unicellular"])
@@ -534,15 +539,34 @@ def test_hints_reach_the_encoder_of_the_windows_they_touch(tiny_model_dir, small
         assert check.returncode == 0 and not check.stderr.strip(), check.stderr
 
 
-def steered_model(model_dir):
-    """The tiny random model steered towards coding genes, so that the constraints have work."""
+def steered_model(model_dir, introns: bool = False):
+    """The tiny random model steered towards coding genes (spliced ones with `introns`), so that the
+    constraints have work."""
     model, tokenizer = annotate.load_model(str(model_dir))
     vocab = tokenizer.get_vocab()
     bias = {"<gene>": 8, "<+>": 8, "<->": 8, "<direct>": 8, "<cds_all>": 12, "<cds>": 12, "<eos>": -8}
+    if introns:
+        bias |= {"<introns>": 14, "<mRNA>": 8}
     with torch.no_grad():
         for token, value in bias.items():
             model.lm_head.bias[vocab[token]] += value
     return model, tokenizer
+
+
+def test_eukaryote_coding_genes_are_whole_spliced_orfs_at_the_defaults(tiny_model_dir):
+    """Outside prokaryotes coding-gene mode is on by default and holds each coding gene's exon chain, not its
+    span, to an ORF: every transcript of a coding gene is its CDS chain, start to stop, with canonical introns."""
+    model, tokenizer = steered_model(tiny_model_dir, introns=True)
+    records = [("c", random_dna(3000, seed=41))]
+    options = AnnotationOptions("unicellular", window_size=1000, max_new_tokens=60)
+    assert options.coding_genes and options.spliced_genes and options.beams == 4
+    genes, _, _ = annotate_records(model, tokenizer, records, options, progress=False)
+    dna = "N" + records[0][1]  # 1-based, as annotate_records writes
+    coding = [g for g in genes["c"] if g.transcripts and g.transcripts[0].cds and g.start > 1]
+    for gene in coding:
+        check_biology(gene, dna, 1)
+        assert all(t.cds == (gene.start, gene.end) and t.cds_segments() == t.exons for t in gene.transcripts)
+    assert len(coding) >= 3 and any(len(g.transcripts[0].exons) > 1 for g in coding)
 
 
 def test_soft_masked_eukaryote_with_long_n_runs_annotates_without_loss(tiny_model_dir, tmp_path):

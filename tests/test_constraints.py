@@ -451,3 +451,164 @@ def test_the_track_moves_a_start_codon_choice_the_decoder_gets_wrong():
         assert {VOCAB[f"<n{start}>"], VOCAB[f"<n{inner}>"]} <= set(allowed.tolist())
         picks[weight] = token_name(int(processor(torch.tensor([ids]), scores.clone()).argmax()))
     assert picks == {0.0: f"<n{inner}>", 1.0: f"<n{start}>"}
+
+
+# ---------------------------------------------------------------- spliced coding-gene mode (eukaryotes)
+
+# ATG GCT GCT GCT GCT GCT G | GT C*12 AG | CT GCT GCT GCT GCT GC | GT C*14 AG | T GCT GCT GCT TAA: a coding
+# chain of three exons whose codons the introns split; C-runs hold no start, stop or splice site.
+EXONS = ("ATG" + "GCT" * 5 + "G", "CT" + "GCT" * 4 + "GC", "T" + "GCT" * 3 + "TAA")
+INTRONS = ("GT" + "C" * 12 + "AG", "GT" + "C" * 14 + "AG")
+THREE_EXON_DNA = "C" * 20 + EXONS[0] + INTRONS[0] + EXONS[1] + INTRONS[1] + EXONS[2] + "C" * 20
+
+
+def three_exon_gene(strand: str) -> tuple[str, list[tuple[int, int]]]:
+    """The window and the gene's exons (window coordinates, left to right) on `strand`."""
+    exons, at = [], 20
+    for exon, intron in zip(EXONS, [*INTRONS, ""], strict=True):
+        exons.append((at, at + len(exon) - 1))
+        at += len(exon) + len(intron)
+    if strand == "+":
+        return THREE_EXON_DNA, exons
+    n = len(THREE_EXON_DNA)
+    return revcomp(THREE_EXON_DNA), [(n - 1 - e, n - 1 - s) for s, e in reversed(exons)]
+
+
+def decode_near(dna: str, wanted: list, **options) -> list:
+    """Greedy decoding through the processor of a 'model' whose logits peak at each wanted token; a
+    coordinate (an int) is wanted as its two number tokens, the second falling off with the distance."""
+    processor = BiologyConstrainedLogitsProcessor.for_windows(
+        GRAMMAR_VOCAB, [dna], code=GeneticCode(1), min_coding_length=30, **options
+    )
+    steps = []
+    for want in ["[ATT]", *wanted, "<eos>"]:
+        steps += ["<n0>", want] if isinstance(want, int) else [want]
+    ids = torch.tensor([[VOCAB["<bos>"]]])
+    for want in steps:
+        scores = torch.zeros(1, len(VOCAB))
+        if isinstance(want, int):
+            for k in range(len(dna)):
+                scores[0, VOCAB[f"<n{k}>"]] = -abs(k - want)
+        else:
+            scores[0, VOCAB[want]] = 10.0
+        ids = torch.cat([ids, processor(ids, scores).argmax(-1, keepdim=True)], 1)
+    return decode([token_name(i) for i in ids[0].tolist()], NUMBERS).genes
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_spliced_coding_gene_mode_snaps_a_slightly_wrong_chain_to_the_true_one(strand):
+    dna, exons = three_exon_gene(strand)
+    (s, a1), (b1, a2), (b2, e) = exons
+    # every coordinate a few bases off the truth, the strand token not the right one
+    wrong = "-" if strand == "+" else "+"
+    wanted = ["<gene>", s + 2, e - 3, f"<{wrong}>", "<mRNA>", "<introns>", a1 + 2, b1 - 2, a2 - 1, b2 + 3]
+    wanted.append("<cds_all>")
+    [gene] = decode_near(dna, wanted, coding_genes=True, spliced=True)
+    assert (gene.start, gene.end, gene.strand) == (s, e, strand)
+    [transcript] = gene.transcripts
+    assert transcript.exons == tuple(exons) and transcript.cds == (s, e)
+    check_biology(gene, dna, 1)
+    # without the mode the same 'model' writes a chain that is no CDS
+    [free] = decode_near(dna, wanted)
+    assert free.transcripts[0].exons != tuple(exons) and free.transcripts[0].cds is None
+
+
+def test_spliced_coding_gene_ends_are_codons_a_chain_reaches():
+    dna, [(s, a1), (b1, a2), (b2, e)] = three_exon_gene("+")
+    processor = BiologyConstrainedLogitsProcessor.for_windows(
+        GRAMMAR_VOCAB, [dna], code=GeneticCode(1), coding_genes=True, min_coding_length=30, spliced=True
+    )
+    grammar = processor.grammars[0]
+
+    def allowed(tokens):
+        ids = [token_id(t) for t in ["<bos>", "[ATT]", *tokens]]
+        return {token_name(int(i)) for i in grammar.allowed(processor.state(0, ids))}
+
+    # left ends: the ATG (+), the TTA that the - strand reads as a stop codon, and the window's first base
+    n, minus_stop = len(dna), b2 + 9
+    assert dna[s : s + 3] == "ATG" and dna[minus_stop : minus_stop + 3] == "TTA"
+    assert allowed(["<gene>", "<n0>"]) == {"<n0>", f"<n{s}>", f"<n{minus_stop}>"}
+    # right ends: the stop codon's last base, or the window's last one (a chain running off it)
+    assert allowed(["<gene>", "<n0>", f"<n{s}>", "<n0>"]) == {f"<n{e}>", f"<n{n - 1}>"}
+    assert allowed(["<gene>", "<n0>", f"<n{s}>", "<n0>", f"<n{e}>"]) == {"<+>"}
+    head = ["<gene>", "<n0>", f"<n{s}>", "<n0>", f"<n{e}>", "<+>", "<mRNA>"]
+    # the unspliced span is no ORF: the transcript must be spliced, and no other way out is left
+    assert allowed(head) == {"<introns>"}
+    first_exon_ends = allowed([*head, "<introns>", "<n0>"])
+    assert f"<n{a1}>" in first_exon_ends
+    chain = [*head, "<introns>", "<n0>", f"<n{a1}>", "<n0>", f"<n{b1}>", "<n0>", f"<n{a2}>", "<n0>"]
+    assert allowed(chain) == {f"<n{b2}>"}  # the only acceptor left before the stop
+    assert allowed([*chain, f"<n{b2}>"]) == {"<cds_all>"}
+
+
+def test_spliced_coding_gene_mode_writes_only_whole_cds_chains():
+    closed = spliced = 0
+    for seed in range(4):
+        dnas = [random_dna(900, seed=seed), revcomp(random_dna(700, seed=seed + 20))]
+        tokens = sample_constrained(
+            dnas, 1, 300, seed, also_favoured=["<gene>", "<+>", "<->"], coding_genes=True,
+            min_coding_length=60, spliced=True,
+        )  # fmt: skip
+        for dna, sample in zip(dnas, tokens, strict=True):
+            result = decode(sample[: sample.index("<eos>") + 1] if "<eos>" in sample else sample, NUMBERS)
+            assert len(result.errors) <= 1
+            for gene in result.genes:
+                check_biology(gene, dna, 1)
+                if gene.type != "gene" or gene.open_left or gene.open_right:
+                    continue
+                # a whole coding gene: every transcript is its CDS chain, start codon to stop codon
+                assert gene.transcripts and all(t.cds == (gene.start, gene.end) for t in gene.transcripts)
+                closed += 1
+                spliced += any(len(t.exons) > 1 for t in gene.transcripts)
+    assert closed >= 4 and spliced >= 2
+
+
+def chain_ends_by_brute_force(dna: str, strand: str, start: int) -> set[int]:
+    """Right ends of every coding chain from `start` on `strand`, walked base by base and exon by exon: codons
+    counted from `start`, read left to right (reverse-complemented on -), a start (+) or stop (-) codon first, a
+    stop (+) or start (-) codon last, no stop codon inside one exon, canonical introns of >= 4 bp. A codon an
+    intron splits is not looked at (nor is it by `SplicedChains`: the grammar checks it as it is written)."""
+    stops, starts = {"TAA", "TAG", "TGA"}, {"ATG"}
+
+    def codon(q):
+        triple = dna[q : q + 3]
+        return triple if strand == "+" else revcomp(triple)
+
+    first, last = (starts, stops) if strand == "+" else (stops, starts)
+    sites = [(d, a) if strand == "+" else (revcomp(a), revcomp(d)) for d, a in SPLICE_SITES]
+    if codon(start) not in first:
+        return set()
+    ends, seen = set(), set()
+    todo = [(start, start % 3, start + 1)]  # exon start, the frame its codons begin in, first codon checked
+    while todo:
+        b, frame, checked = todo.pop()
+        if (b, frame) in seen:
+            continue
+        seen.add((b, frame))
+        for p in range(b, len(dna)):  # the exon b..p
+            q = p - 2  # the codon ending at p
+            if q >= b and q % 3 == frame and codon(q) in last:
+                ends.add(p)
+            if q >= checked and q % 3 == frame and codon(q) in stops:
+                break
+            for left, right in sites:
+                if dna[p + 1 : p + 3] == left:
+                    for b2 in range(p + 5, len(dna)):
+                        if dna[b2 - 2 : b2] == right:
+                            todo.append((b2, (frame + b2 - p - 1) % 3, b2))
+    return ends
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_spliced_chains_reach_what_a_walk_over_every_chain_reaches(strand):
+    from annotation.constraints import SplicedChains, WindowTables
+
+    reached = 0
+    for seed in (11, 12, 13):
+        dna = random_dna(300, seed=seed)
+        chains = SplicedChains(WindowTables(dna, GeneticCode(1)), strand)
+        for start in np.flatnonzero(chains.first).tolist():
+            found = set(np.flatnonzero(chains.ends(start)).tolist()) - {len(dna) - 1}  # less the cut chains
+            assert found == chain_ends_by_brute_force(dna, strand, start) - {len(dna) - 1}
+            reached += len(found)
+    assert reached >= 10
