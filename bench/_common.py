@@ -126,14 +126,18 @@ def stitching_ablation(model, tokenizer, records, options, workers: int = 1) -> 
     return rows, stats
 
 
-def f1s(scores) -> str:
-    """Gene 3' / exact / nucleotide F1 of a `scoring.metrics.score` result."""
-    return " / ".join(f"{scores[level].f1:.3f}" for level in ("gene_3prime", "gene_exact", "nucleotide"))
+PROKARYOTE_LEVELS = ("gene_3prime", "gene_exact", "nucleotide")
 
 
-def print_ablation(rows: dict, reference: dict) -> None:
+def f1s(scores, levels: tuple[str, ...] = PROKARYOTE_LEVELS) -> str:
+    """F1 at `levels` (default gene 3' / exact / nucleotide) of a `scoring.metrics.score` result."""
+    return " / ".join(f"{scores[level].f1:.3f}" for level in levels)
+
+
+def print_ablation(rows: dict, reference: dict, levels: tuple[str, ...] = PROKARYOTE_LEVELS) -> None:
     """`stitching_ablation`'s rows scored against `reference` (genes per seqid), one line each."""
     from scoring.metrics import score
 
     for name, genes in rows.items():
-        print(f"  {name:<18} {f1s(score(reference, genes))}   {sum(map(len, genes.values())):>6} genes")
+        line = f1s(score(reference, genes), levels)
+        print(f"  {name:<18} {line}   {sum(map(len, genes.values())):>6} genes")
