@@ -79,7 +79,8 @@ DEFAULT_TAXON = "prokaryotes"  # for a model that does not say what it was train
 # 1-3 kb genes cut in every 3 kb window; a half read each base twice for no better score than a third.
 OVERLAP_FRACTION = 1 / 3
 # Beams for spliced genes: on held-out S. pombe, exon F1 greedy / 2 / 4 / 8 beams 0.05 / 0.21 / 0.19 / 0.16 (a model
-# trained on CDS chains), 0.11 / 0.16 / 0.19 / - (on whole transcripts); 0.42 / 0.43 / 0.72 / - (the demo's).
+# trained on CDS chains), 0.11 / 0.16 / 0.19 / - (on whole transcripts); 0.42 / 0.43 / 0.72 / - (an earlier
+# eukaryote demo model on its held-out region). README, "A real eukaryote".
 EUKARYOTE_BEAMS = 4
 TOKENS_PER_KB = 40  # generation budget: ~5 prokaryote genes/kb would be 40 tokens (real density ~1/kb)
 # Weight of the track's ORF evidence on a coding gene's coordinates (a model with a track head). Off by

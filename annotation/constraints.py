@@ -56,7 +56,7 @@ from Bio.Data.CodonTable import unambiguous_dna_by_id
 from transformers import LogitsProcessor
 
 from core.features import is_gene_type
-from core.orfs import COMPLEMENT, UNKNOWN_CODON, base_codes, codon_ids, codon_table
+from core.orfs import COMPLEMENT, base_codes, codon_ids, codon_table
 from tokenization.codec import (
     ANNOTATION_TASK,
     BOS,
@@ -313,31 +313,40 @@ class SplicedChains:
             starts[np.flatnonzero(rows)[found]] = self.stops[g][k[found]] + 1
         return starts
 
+    def _splice_sites(self, reach: np.ndarray, donors: bool) -> dict[tuple[int, int], int]:
+        """Per (splice kind, frame shift): the first exon end at a donor (`donors`) or the last exon start
+        at an acceptor that `reach` holds. The shift is what the intron adds to the next exon's genomic frame
+        (rightwards from an end) or to the previous one's (leftwards from a start): the site's frame less its
+        base, mod 3, one off for the intron's first or last base."""
+        found = {}
+        for kind, sites in enumerate(self.kinds):
+            for g in range(3):
+                at = np.flatnonzero(reach[g] & sites[0 if donors else 1])
+                for r in range(3):
+                    if (hits := at[at % 3 == r]).size:
+                        found[kind, (g - r - 1) % 3 if donors else (g - r + 1) % 3] = int(
+                            hits[0] if donors else hits[-1]
+                        )
+        return found
+
     # ---- reachability
 
     def forward(self, start: int, frames: Sequence[int]) -> np.ndarray:
         """[3, length]: bases an exon of a chain beginning at `start` (its first codon in one of `frames`)
         can hold, by genomic frame."""
-        n = self.length
         entries = (np.full(len(frames), start), np.asarray(frames), np.full(len(frames), start + 1))
-        earliest: dict[tuple[int, int], int] = {}  # (splice kind, frame shift) -> earliest exon end
-        while True:
-            reach = np.zeros((3, n), bool)
+        earliest: dict[tuple[int, int], int] = {}
+        while True:  # entries only grow, so the reach and its earliest exon ends only grow and move left
+            reach = np.zeros((3, self.length), bool)
             self._paint(reach, entries[0], self._rightwards(*entries), entries[1])
-            found = dict(earliest)
-            for kind, (donors, _) in enumerate(self.kinds):
-                for g in range(3):
-                    a = np.flatnonzero(reach[g] & donors)
-                    for r in range(3):  # the first exon end of each frame shift
-                        if (hits := a[a % 3 == r]).size:
-                            key = (kind, (g - r - 1) % 3)
-                            found[key] = min(found.get(key, n), int(hits[0]))
-            if found == earliest:
+            found = self._splice_sites(reach, donors=True)
+            new = {key: a for key, a in found.items() if earliest.get(key) != a}
+            if not new:
                 return reach
             earliest = found
             # Every acceptor after an exon end of a kind starts a new exon, in the frame that end implies.
             lists = [entries]
-            for (kind, shift), a in earliest.items():
+            for (kind, shift), a in new.items():
                 b = np.flatnonzero(self.kinds[kind][1])
                 b = b[b >= a + 1 + MIN_INTRON]
                 lists.append((b, (b + shift) % 3, b))
@@ -359,24 +368,18 @@ class SplicedChains:
         else:
             ys, frames, limits = np.array([end]), np.array([(end - 2) % 3]), np.array([end - 3])
         entries = (ys, frames, limits)
-        latest: dict[tuple[int, int], int] = {}  # (splice kind, frame shift) -> latest exon start
-        while True:
+        latest: dict[tuple[int, int], int] = {}
+        while True:  # as `forward`, mirrored: exon starts move right, donors before them open exons
             reach = np.zeros((3, n), bool)
             self._paint(reach, self._leftwards(*entries), entries[0], entries[1])
-            found = dict(latest)
-            for kind, (_, acceptors) in enumerate(self.kinds):
-                for g in range(3):
-                    b = np.flatnonzero(reach[g] & acceptors)
-                    for r in range(3):  # the last exon start of each frame shift
-                        if (hits := b[b % 3 == r]).size:
-                            shift = (kind, (g - r + 1) % 3)
-                            found[shift] = max(found.get(shift, -1), int(hits[-1]))
-            if found == latest:
+            found = self._splice_sites(reach, donors=False)
+            new = {key: b for key, b in found.items() if latest.get(key) != b}
+            if not new:
                 self._back_cache[cached] = reach
                 return reach
             latest = found
             lists = [entries]
-            for (kind, shift), b in latest.items():
+            for (kind, shift), b in new.items():
                 a = np.flatnonzero(self.kinds[kind][0])
                 a = a[a <= b - 1 - MIN_INTRON]
                 lists.append((a, (a + shift) % 3, a - 2))
@@ -442,16 +445,11 @@ class SplicedChains:
             b = b[b + 2 - len(tail) < n]
             parts = [np.full(len(b), self.bases[p]) for p in tail]
             parts += [self.bases[b + k] for k in range(3 - len(tail))]
-            legal[b[self.code.is_stop[self._codon(*parts)]]] = False
+            triples = np.stack(parts, axis=1)  # genomic order; the - strand reads them reverse-complemented
+            if self.strand == "-":
+                triples = COMPLEMENT[triples[:, ::-1]]
+            legal[b[self.code.is_stop[codon_ids(triples.ravel(), step=3)]]] = False
         return legal
-
-    def _codon(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Codon ids of genomic triples x y z as this strand reads them."""
-        if self.strand == "-":
-            x, y, z = COMPLEMENT[z], COMPLEMENT[y], COMPLEMENT[x]
-        ids = 16 * x.astype(np.int64) + 4 * y + z
-        ids[(x > 3) | (y > 3) | (z > 3)] = UNKNOWN_CODON
-        return ids
 
 
 # ---------------------------------------------------------------- vocabulary
