@@ -313,16 +313,21 @@ def annotate(argv=None) -> None:
         coding_track=args.track is not None,
         workers=workers,
     )
-    if not state.is_main_process:
+    if state.is_main_process:
+        coding = {}  # --track: each contig's per-base track, for the two bedGraph sections written after
+        write_atomically(args.out, gff3_stream(contigs, lengths, coding if args.track else None))
+        if args.track:
+            write_bedgraph(
+                args.track, coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"]
+            )
+        print(stats.summary() + (f"; {state.num_processes} processes" if state.num_processes > 1 else ""))
+        print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
+    else:
         for _ in contigs:  # every process takes part in every batch's gathering
             pass
-        return
-    coding = {}  # --track: each contig's per-base track, for the two bedGraph sections written after
-    write_atomically(args.out, gff3_stream(contigs, lengths, coding if args.track else None))
-    if args.track:
-        write_bedgraph(args.track, coding, ["GFF-MoE coding probability +", "GFF-MoE coding probability -"])
-    print(stats.summary() + (f"; {state.num_processes} processes" if state.num_processes > 1 else ""))
-    print(f"wrote {args.out}" + (f" and {args.track}" if args.track else ""))
+    # Left to the interpreter's exit, gloo's threads can abort the process ("terminate called without an
+    # active exception", seen once in CI on a run that had written its output).
+    state.destroy_process_group()
 
 
 def settings_line(options: AnnotationOptions) -> str:

@@ -212,6 +212,7 @@ def train(
     maybe_fit_starts(model, data, training_args)
     metrics = maybe_evaluate(trainer)
     save_outputs(trainer, model_args, data_args, training_args, metrics)
+    trainer.accelerator.end_training()  # destroys the process group: left to exit, gloo's threads can abort
     return metrics
 
 
