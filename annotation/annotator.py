@@ -189,9 +189,9 @@ class AnnotationOptions:
     max_gene_overlap: int | None = _option(
         None,
         _at_least(0),
-        f"bp two coding genes may overlap; of two that overlap more, the longer is kept (default: {MAX_OVERLAP} "
-        "in coding-gene mode, where a small model's false calls are mostly ORFs across a real gene; no limit "
-        "otherwise)",
+        f"bp two coding genes may overlap; of two that overlap more, the one with more coding bases is kept "
+        f"(default: {MAX_OVERLAP} in coding-gene mode, where a small model's false calls are mostly ORFs across "
+        "a real gene; no limit otherwise)",
     )
     long_orfs: int | None = _option(
         None,
