@@ -24,9 +24,10 @@ Stitching (`stitch`), on contig-level 1-based genes:
    coding genes that overlap by more than `max_overlap` bp, on either strand, the one with more coding bases
    stays, a long ORF only if `LONG_ORF_HANDICAP` times more (coding bases, not span: a small model's
    eukaryote calls are often short exons around long introns; on held-out S. pombe, a CDS-chain model's
-   exon / transcript F1 0.169 / 0.353 by span, 0.248 / 0.464 by coding bases). Bacterial genes rarely overlap by more than a few codons, while a small model's false calls
-   are mostly ORFs inside or across a real gene (on another frame or strand), which the decoder scores no
-   lower than the real one (see `MAX_OVERLAP`).
+   exon / transcript F1 0.169 / 0.353 by span, 0.248 / 0.464 by coding bases). Bacterial genes rarely
+   overlap by more than a few codons, while a small model's false calls are mostly ORFs inside or across a
+   real gene (on another frame or strand), which the decoder scores no lower than the real one (see
+   `MAX_OVERLAP`).
 Open edges at a contig end (or an N gap) are real: they stay `open_left` / `open_right`.
 """
 
@@ -288,10 +289,9 @@ def _resolve_overlaps(
     predictions: list[Prediction], max_overlap: int, stats: StitchStats
 ) -> list[Prediction]:
     """Most coding bases first (a long ORF no window wrote as if `LONG_ORF_HANDICAP` times fewer; then by
-    score),
-    each coding gene kept unless it overlaps a kept coding gene by more than `max_overlap` bp; genes without
-    a CDS are left alone. A candidate's rivals are the kept genes that start at most the longest gene's
-    length before it (found by bisection: a genome has thousands)."""
+    score), each coding gene kept unless it overlaps a kept coding gene by more than `max_overlap` bp; genes
+    without a CDS are left alone. A candidate's rivals are the kept genes that start at most the longest
+    gene's span before it (found by bisection: a genome has thousands)."""
 
     def rank(p: Prediction) -> tuple[float, float]:
         return (-_coding_bases(p.gene) / (1 if p.windows else LONG_ORF_HANDICAP), -p.score)
