@@ -711,6 +711,7 @@ class Grammar:
         self._spliced_starts: np.ndarray | None = None
         self._orf_scores: np.ndarray | None = None
         self._spans_cache: dict[tuple, CodingSpans] = {}
+        # Each state's rules are class-level tables (`_allowed_in`, ..., at the end of the class).
 
     # -------------------------------------------------------- allowed tokens
 
