@@ -19,6 +19,7 @@ from pathlib import Path
 
 import datasets
 import transformers
+from accelerate import PartialState
 from transformers import (
     AutoConfig,
     AutoModelForSeq2SeqLM,
@@ -212,7 +213,6 @@ def train(
     maybe_fit_starts(model, data, training_args)
     metrics = maybe_evaluate(trainer)
     save_outputs(trainer, model_args, data_args, training_args, metrics)
-    trainer.accelerator.end_training()  # destroys the process group: left to exit, gloo's threads can abort
     return metrics
 
 
@@ -391,6 +391,9 @@ def run_training(argv: list[str] | None = None) -> None:
     datasets.utils.logging.set_verbosity(training_args.get_process_log_level())
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     train(model_args, data_args, training_args)
+    # The script owns the process group (train() may be called in a process that goes on): left to the
+    # interpreter's exit, gloo's threads can abort a launched process, as annotate.py's did in CI.
+    PartialState().destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:
