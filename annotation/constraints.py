@@ -1188,8 +1188,8 @@ class Grammar:
     # One rule per state: the tokens it allows, where the next token takes it, the bases a coordinate may
     # name and where writing it leads. Plain functions, called with the grammar: tables of bound methods
     # made every Grammar a reference cycle that only the cyclic GC freed, so each batch's windows
-    # stayed on the heap among the model's buffers (peak RSS on a 5 Mbp contig 726 MiB, 573 with a GC
-    # after each batch; bench/annotate_memory.py).
+    # stayed on the heap among the model's buffers (bench/annotate_memory.py: peak RSS on a 20 Mbp contig
+    # 915 MiB before, 703 after).
     _allowed_in = Rules(
         "slot",
         {

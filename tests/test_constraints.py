@@ -64,7 +64,7 @@ ORF_DNA = "C" * 10 + "ATGGCTGCTTAAGCTTAG" + "C" * 12
 
 def test_a_batchs_grammars_are_freed_with_its_processor_without_the_cyclic_gc():
     """A grammar that only the cyclic GC frees keeps its window's tables on the heap among the model's buffers
-    until a collection: on a 5 Mbp contig that was 153 MiB of peak RSS (bench/annotate_memory.py)."""
+    until a collection: on a 20 Mbp contig that was 212 MiB of peak RSS (bench/annotate_memory.py)."""
     processor = BiologyConstrainedLogitsProcessor.for_windows(
         GRAMMAR_VOCAB, [ORF_DNA, random_dna(300, seed=1)], coding_genes=True, spliced=True
     )
