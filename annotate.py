@@ -50,6 +50,7 @@ from genome_io.cli import (
     SnakeBooleanAction,
     check_model_source,
     device,
+    exit_launched,
     non_negative_float,
     non_negative_int,
     old_spelling,
@@ -325,9 +326,7 @@ def annotate(argv=None) -> None:
     else:
         for _ in contigs:  # every process takes part in every batch's gathering
             pass
-    # Left to the interpreter's exit, gloo's threads can abort the process ("terminate called without an
-    # active exception", seen once in CI on a run that had written its output).
-    state.destroy_process_group()
+    state.destroy_process_group()  # the launched script then leaves through exit_launched
 
 
 def settings_line(options: AnnotationOptions) -> str:
@@ -362,4 +361,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_launched(main())

@@ -391,8 +391,9 @@ def run_training(argv: list[str] | None = None) -> None:
     datasets.utils.logging.set_verbosity(training_args.get_process_log_level())
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
     train(model_args, data_args, training_args)
-    # The script owns the process group (train() may be called in a process that goes on): left to the
-    # interpreter's exit, gloo's threads can abort a launched process, as annotate.py's did in CI.
+    # The script owns the process group (train() may be called in a process that goes on). With the trainer
+    # gone nothing else holds it, so this also joins gloo's threads, which left to the interpreter's exit can
+    # abort a finished process (genome_io.cli.exit_launched).
     PartialState().destroy_process_group()
 
 

@@ -11,9 +11,11 @@ leaves neither half-written.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from core.errors import InputError
 
@@ -67,6 +69,23 @@ def use_cpu_processes_without_gpus() -> None:
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
+def exit_launched(code: int) -> NoReturn:
+    """`sys.exit(code)`; one of several launched processes (WORLD_SIZE > 1) leaves without the interpreter's
+    finalization, its streams flushed, once its output is written.
+
+    torch's gloo threads outlive `destroy_process_group()` while anything in torch still holds the group
+    (after annotate.py's gathers, after FSDP), and one that frees a tensor while the interpreter finalizes
+    aborts the finished process: "terminate called without an active exception", SIGABRT
+    (pytorch/pytorch#190489; twice in CI, once in each kind of run).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def check_model_source(name: str) -> None:

@@ -104,3 +104,23 @@ def test_an_error_line_carries_the_program_name(module, argv, prog, tmp_path, ca
     assert main([word.format(tmp=tmp_path) for word in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"{prog}: error: ") and "Traceback" not in "\n".join(err), err
+
+
+@pytest.mark.parametrize("world_size", ["1", "2"])
+def test_a_launched_process_leaves_flushed_and_without_finalizing(world_size):
+    """One of several launched processes skips the interpreter's finalization (where gloo's leftover threads
+    can abort it) yet keeps its status and everything it printed; a lone process exits as usual."""
+    script = (
+        "import atexit, sys\n"
+        "from genome_io.cli import exit_launched\n"
+        "atexit.register(lambda: print('finalized'))\n"
+        "print('wrote out.gff3', end='')\n"  # no newline: still buffered when the process leaves
+        "print('a note', file=sys.stderr, end='')\n"
+        "exit_launched(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={"PATH": "", "PYTHONPATH": str(REPO), "WORLD_SIZE": world_size},
+    )  # fmt: skip
+    assert done.returncode == 3 and done.stderr == "a note"
+    assert done.stdout == ("wrote out.gff3" if world_size == "2" else "wrote out.gff3finalized\n")

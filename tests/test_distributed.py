@@ -81,9 +81,12 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_checkpoint, baked_tiny_genome):
 
 
 @pytest.mark.slow
-def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpoint, baked_tiny_genome):
+def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpoint):
+    """Two nodes of one process each, then the validation windows scored across both: 8 windows in one batch
+    of 8, which the second process repeats (even batches), so the repeats must not reach the metrics."""
     out, port = tmp_path / "multinode", free_port()
-    args = train_argv(tiny_checkpoint, baked_tiny_genome, out, "--max_steps", "4", "--save_strategy", "no")
+    dataset = write_orf_dataset(tmp_path / "orfs", n_validation=8)
+    args = train_argv(tiny_checkpoint, dataset, out, "--max_steps", "4", "--save_strategy", "no")
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NNODES": "2", "GPUS_PER_NODE": "1",
            "PYTHON": sys.executable}  # fmt: skip
     nodes = [
@@ -106,6 +109,8 @@ def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpo
     assert "node 1/2, 1 processes per node" in logs[1]
     results = json.loads((out / "train_results.json").read_text())
     assert results["world_size"] == 2 and results["replicas_identical"] == 1.0
+    evaluation = json.loads((out / "eval_results.json").read_text())
+    assert "eval_record_f1" in evaluation  # compute_metrics got 8 predictions for the 8 windows
 
 
 @pytest.mark.slow

@@ -120,6 +120,10 @@ class GffMoeTrainer(Seq2SeqTrainer):
 
     def evaluation_loop(self, *args, metric_key_prefix: str = "eval", **kwargs):
         self._track_confusion = {}
+        # Seq2SeqTrainer.evaluate gathers with `accelerator.gather`, which keeps the windows that even batches
+        # repeat on the last round across processes (compute_metrics then sees more predictions than windows);
+        # with one sequence per window `gather_for_metrics` drops them.
+        self.gather_function = self.accelerator.gather_for_metrics
         output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
         for kind, classes in (("region", REGION), ("boundary", BOUNDARY)):
             if kind not in self._track_confusion:
