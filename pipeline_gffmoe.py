@@ -5,6 +5,7 @@
     annotator = pipeline("gff-annotation", model="path/to/gffmoe", trust_remote_code=True)
     result = annotator(">chr1\\nATGAAA...\\n")  # or "ATGAAA..." (one record), or a FASTA path (plain or .gz)
     result["gff3"]  # GFF3 text; result["genes"]["chr1"]: the genes (1-based), result["scores"]["chr1"]
+    annotator("genome.fa", workers=2)  # on CPU: two forked worker processes, as annotate.py --workers 2
 
 A saved GFF-MoE directory carries this file and the project modules it needs, copied flat next to
 config.json (`hub_code.save_hub_code`), so the pipeline runs from the directory alone. The work itself
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from transformers import Pipeline
 
-from annotation.annotator import AnnotationOptions, annotate_records, read_hints
+from annotation.annotator import AnnotationOptions, OptionError, annotate_records, read_hints
 from core.errors import InputError
 from genome_io.fasta import NOT_IUPAC, read_fasta
 from genome_io.gff3_writer import gff3_lines
@@ -33,7 +34,7 @@ MAX_NAMED_PATH = 200  # characters of a missing path an error repeats; longer te
 # Call options: AnnotationOptions' fields, its `batch_size` named `window_batch_size` (`batch_size` keeps its
 # pipeline meaning), the inputs forwarded beside them, and `source` (GFF3 column 2).
 ANNOTATION_OPTIONS = tuple(f.name for f in fields(AnnotationOptions) if f.name != "batch_size")
-FORWARDED = ("progress", "hints")
+FORWARDED = ("progress", "hints", "workers")
 
 
 def read_fasta_input(fasta: str | PathLike) -> list[tuple[str, str]]:
@@ -89,6 +90,9 @@ class GffAnnotationPipeline(Pipeline):
             valid = ", ".join(sorted((*ANNOTATION_OPTIONS, *FORWARDED, "window_batch_size", "source")))
             raise TypeError(f"unknown gff-annotation options: {', '.join(sorted(unknown))} (valid: {valid})")
         forward = {key: value for key, value in forward.items() if value is not None}
+        workers = forward.get("workers", 1)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise OptionError("workers", None, f"expected an integer >= 1, got {workers!r}")
         if window_batch_size is not None:
             forward["batch_size"] = window_batch_size
         # A bad value is refused now, at the call; `_forward` builds the options from these merged with the
@@ -99,12 +103,18 @@ class GffAnnotationPipeline(Pipeline):
     def preprocess(self, fasta):
         return {"records": read_fasta_input(fasta)}
 
-    def _forward(self, model_inputs, progress=False, hints=None, **options):
+    def _forward(self, model_inputs, progress=False, hints=None, workers=1, **options):
         records = model_inputs["records"]
         if isinstance(hints, str | PathLike):
             hints = read_hints(hints, {seqid: len(sequence) for seqid, sequence in records}).genes_by_seqid
         genes, lengths, stats = annotate_records(
-            self.model, self.tokenizer, records, AnnotationOptions(**options), progress=progress, hints=hints
+            self.model,
+            self.tokenizer,
+            records,
+            AnnotationOptions(**options),
+            progress=progress,
+            hints=hints,
+            workers=workers,
         )
         return {"genes": genes, "scores": stats.scores, "sequence_lengths": lengths}
 

@@ -49,6 +49,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
         genes = {seqid: [dataclasses.asdict(g) for g in gs] for seqid, gs in out["genes"].items()}
         results[name] = {"genes": genes, "lengths": out["sequence_lengths"], "gff3": out["gff3"]}
     results["hints"] = annotator(fasta_path, hints=hints, **options)["gff3"]
+    results["workers"] = annotator(fasta_path, workers=2, **options)["gff3"]
     for name, bad, hint_file in (
         ("empty", "", None),
         ("not_dna", ">c\\nACGT\\nACXT\\n", None),
@@ -135,6 +136,7 @@ def test_pipeline_runs_from_the_saved_directory_alone(model_dir, fasta, tmp_path
         assert out[name]["genes"] == expected_genes, name
         assert out[name]["lengths"] == lengths
         assert without_scores(out[name]["gff3"]) == without_scores(expected_gff3)
+    assert without_scores(out["workers"]) == without_scores(expected_gff3)  # two forked CPU workers
     gff3 = write_text(tmp_path / "pipeline.gff3", out["text"]["gff3"])
     if shutil.which("gt"):
         check = subprocess.run(["gt", "gff3validator", str(gff3)], capture_output=True, text=True, timeout=60)
@@ -245,6 +247,8 @@ def test_pipeline_options_in_code_are_checked_at_the_call(model_dir):
         annotator(">a\nACGT\n", window_size=600, overlap=700)
     with pytest.raises(OptionError, match="^batch_size: expected an integer >= 1, got 0$"):
         annotator(">a\nACGT\n", window_batch_size=0)
+    with pytest.raises(OptionError, match="^workers: expected an integer >= 1, got 0$"):
+        annotator(">a\nACGT\n", workers=0)
     with pytest.raises(OptionError, match="^taxon: expected one of prokaryotes"):
         GffAnnotationPipeline(model=model, tokenizer=tokenizer, device="cpu", taxon="bacteria")
     with pytest.raises(TypeError) as unknown:
@@ -255,6 +259,7 @@ def test_pipeline_options_in_code_are_checked_at_the_call(model_dir):
         "window_batch_size",
         "progress",
         "hints",
+        "workers",
         "source",
     }
     # Options given to the pipeline and to the call merge key by key.
