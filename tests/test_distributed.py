@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 import train
@@ -21,6 +21,7 @@ from tests.fixtures.training import (
     REPO,
     baked_tiny_genome,
     cli_env,
+    make_model,
     run_cli,
     tiny_checkpoint,
     tiny_model_dir,
@@ -31,6 +32,13 @@ from tests.test_annotate import assembly, gt_valid, steered_model
 __all__ = ["baked_tiny_genome", "tiny_checkpoint", "tiny_model_dir"]  # fixtures used here
 
 LAUNCH_TIMEOUT = 300
+TIMINGS = {
+    "epoch",
+    "eval_runtime",
+    "eval_samples_per_second",
+    "eval_steps_per_second",
+    "eval_model_preparation_time",
+}
 
 
 def free_port() -> int:
@@ -82,11 +90,19 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_checkpoint, baked_tiny_genome):
 
 @pytest.mark.slow
 def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpoint):
-    """Two nodes of one process each, then the validation windows scored across both: 8 windows in one batch
-    of 8, which the second process repeats (even batches), so the repeats must not reach the metrics."""
+    """Two nodes of one process each; then the validation windows are scored across both exactly as one
+    process scores them: 6 windows in batches of 2 make a last round in which the second process repeats
+    windows 1-2 (accelerate's even batches), which neither the metrics nor the track's counts may see."""
     out, port = tmp_path / "multinode", free_port()
-    dataset = write_orf_dataset(tmp_path / "orfs", n_validation=8)
-    args = train_argv(tiny_checkpoint, dataset, out, "--max_steps", "4", "--save_strategy", "no")
+    model = make_model(tmp_path / "model", tiny_checkpoint.parent / "tokenizer", track_loss_weight=1.0)
+    weights = load_file(model / "model.safetensors")
+    weights["track_head.out.bias"][1] += 20  # "cds0" on + everywhere: its precision is the share of such
+    save_file(
+        weights, model / "model.safetensors", {"format": "pt"}
+    )  # bases in the windows counted, moved by any repeat
+    dataset = write_orf_dataset(tmp_path / "orfs", n_validation=6)
+    args = train_argv(model, dataset, out, "--max_steps", "4", "--save_strategy", "no",
+                      "--per_device_eval_batch_size", "2")  # fmt: skip
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NNODES": "2", "GPUS_PER_NODE": "1",
            "PYTHON": sys.executable}  # fmt: skip
     nodes = [
@@ -109,8 +125,16 @@ def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpo
     assert "node 1/2, 1 processes per node" in logs[1]
     results = json.loads((out / "train_results.json").read_text())
     assert results["world_size"] == 2 and results["replicas_identical"] == 1.0
-    evaluation = json.loads((out / "eval_results.json").read_text())
-    assert "eval_record_f1" in evaluation  # compute_metrics got 8 predictions for the 8 windows
+
+    alone = tmp_path / "alone"
+    evaluate = train_argv(out, dataset, alone, "--do_eval", "--per_device_eval_batch_size", "2")
+    assert train.main(evaluate) == 0
+    scores = [
+        {k: v for k, v in json.loads((run / "eval_results.json").read_text()).items() if k not in TIMINGS}
+        for run in (out, alone)
+    ]
+    assert "eval_record_f1" in scores[0] and 0 < scores[0]["eval_track_cds0_precision"] < 1
+    assert scores[0] == pytest.approx(scores[1], rel=1e-6)
 
 
 @pytest.mark.slow

@@ -93,21 +93,33 @@ class GffMoeTrainer(Seq2SeqTrainer):
         )
         unwrapped = self.accelerator.unwrap_model(model)
         if track_labels is not None and hasattr(unwrapped, "track_head"):
-            self._count_track(unwrapped, inputs, track_labels)
+            real = len(track_labels) - self._repeated_rows(len(track_labels))
+            self._count_track(unwrapped, inputs, track_labels, real)
         return result
 
+    def _repeated_rows(self, batch_size: int) -> int:
+        """Rows at the end of this process's evaluation batch that repeat earlier windows: on the last round of
+        several processes accelerate fills every process's batch from the dataset's start (even batches), and
+        `gather_for_metrics` keeps the first `remainder` rows in process order."""
+        state = self.accelerator.gradient_state
+        if self.accelerator.num_processes == 1 or not state.end_of_dataloader or state.remainder <= 0:
+            return 0
+        real = min(batch_size, max(0, state.remainder - self.accelerator.process_index * batch_size))
+        return batch_size - real
+
     @torch.no_grad()
-    def _count_track(self, model, inputs, track_labels) -> None:
-        """Add one batch to the confusion matrices of the track's region and boundary classes."""
-        encoded = model.encoder(
-            inputs["input_ids"],
-            inputs["attention_mask"],
-            token_offsets=inputs["token_offsets"],
-            return_dict=True,
+    def _count_track(self, model, inputs, track_labels, real: int) -> None:
+        """Add the first `real` windows of one batch to the confusion matrices of the track's region and
+        boundary classes."""
+        if not real:
+            return
+        ids, offsets, track_labels = (
+            inputs["input_ids"][:real],
+            inputs["token_offsets"][:real],
+            track_labels[:real],
         )
-        logits, row, position = model.track(
-            encoded.last_hidden_state, inputs["input_ids"], inputs["token_offsets"]
-        )
+        encoded = model.encoder(ids, inputs["attention_mask"][:real], token_offsets=offsets, return_dict=True)
+        logits, row, position = model.track(encoded.last_hidden_state, ids, offsets)
         inside = position < track_labels.shape[1]
         labels = track_labels[row[inside], position[inside]]
         groups = logits[inside].split([len(REGION), len(BOUNDARY)] * 2, dim=-1)
@@ -125,10 +137,16 @@ class GffMoeTrainer(Seq2SeqTrainer):
         # with one sequence per window `gather_for_metrics` drops them.
         self.gather_function = self.accelerator.gather_for_metrics
         output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
+        if not hasattr(self.accelerator.unwrap_model(self.model), "track_head"):
+            return output
         for kind, classes in (("region", REGION), ("boundary", BOUNDARY)):
-            if kind not in self._track_confusion:
-                continue
-            confusion = self.accelerator.reduce(self._track_confusion[kind], reduction="sum").double()
+            # Every process joins the sum, also one whose windows were all repeats (it counted none).
+            counts = self._track_confusion.get(kind)
+            if counts is None:
+                counts = torch.zeros(len(classes), len(classes), dtype=torch.long, device=self.args.device)
+            confusion = self.accelerator.reduce(counts, reduction="sum").double()
+            if not confusion.sum():
+                continue  # windows without track labels
             hits = confusion.diagonal()
             precision = hits / confusion.sum(0).clamp(min=1)
             recall = hits / confusion.sum(1).clamp(min=1)
