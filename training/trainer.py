@@ -113,13 +113,10 @@ class GffMoeTrainer(Seq2SeqTrainer):
         boundary classes."""
         if not real:
             return
-        ids, offsets, track_labels = (
-            inputs["input_ids"][:real],
-            inputs["token_offsets"][:real],
-            track_labels[:real],
-        )
-        encoded = model.encoder(ids, inputs["attention_mask"][:real], token_offsets=offsets, return_dict=True)
+        ids, mask, offsets = (inputs[key][:real] for key in ("input_ids", "attention_mask", "token_offsets"))
+        encoded = model.encoder(ids, mask, token_offsets=offsets, return_dict=True)
         logits, row, position = model.track(encoded.last_hidden_state, ids, offsets)
+        track_labels = track_labels[:real]
         inside = position < track_labels.shape[1]
         labels = track_labels[row[inside], position[inside]]
         groups = logits[inside].split([len(REGION), len(BOUNDARY)] * 2, dim=-1)
