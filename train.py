@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import torch
 import transformers
 from accelerate import PartialState
 from transformers import (
@@ -111,6 +112,11 @@ class GffMoeTrainingArguments(Seq2SeqTrainingArguments):
     )
     max_train_seconds: float | None = field(
         default=None, metadata={"help": "Stop training after this many seconds (a fixed compute budget)."}
+    )
+    # Pinned host memory only speeds copies to an accelerator; without one torch warns at every DataLoader.
+    dataloader_pin_memory: bool = field(
+        default_factory=torch.accelerator.is_available,
+        metadata={"help": "Pin host memory for copies to the accelerator (default: when there is one)."},
     )
 
 
