@@ -116,7 +116,7 @@ class GffMoeTrainingArguments(Seq2SeqTrainingArguments):
     # Pinned host memory only speeds copies to an accelerator; without one torch warns at every DataLoader.
     dataloader_pin_memory: bool = field(
         default_factory=torch.accelerator.is_available,
-        metadata={"help": "Pin host memory for copies to the accelerator (on by default where there is one)."},
+        metadata={"help": "Pin host memory for copies to an accelerator (default: where there is one)."},
     )
 
 
