@@ -73,7 +73,7 @@ def test_planted_spliced_genes_are_written_exactly(tmp_path):
     # genes are shorter than a real genome's shortest, hence the lower minimum.
     options = AnnotationOptions(
         taxon="unicellular", window_size=WINDOW_BP, overlap=0, num_beams=16, batch_size=20, max_new_tokens=32,
-        min_coding_length=60,
+        min_coding_length=45,  # below the planted CDS (>= 50 bp: two exons of >= 25)
     )  # fmt: skip
     records = [(row["seqid"], row["sequence"]) for row in held_out]
     genes, _, _ = annotate_records(model, tokenizer, records, options, progress=False)
