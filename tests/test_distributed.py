@@ -32,13 +32,8 @@ from tests.test_annotate import assembly, gt_valid, steered_model
 __all__ = ["baked_tiny_genome", "tiny_checkpoint", "tiny_model_dir"]  # fixtures used here
 
 LAUNCH_TIMEOUT = 300
-TIMINGS = {
-    "epoch",
-    "eval_runtime",
-    "eval_samples_per_second",
-    "eval_steps_per_second",
-    "eval_model_preparation_time",
-}
+# What differs between two evaluations of the same windows: when and how fast they ran.
+TIMINGS = {"epoch", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_model_preparation_time"}  # fmt: skip
 
 
 def free_port() -> int:
@@ -92,14 +87,14 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_checkpoint, baked_tiny_genome):
 def test_two_nodes_on_loopback_through_launch_distributed(tmp_path, tiny_checkpoint):
     """Two nodes of one process each; then the validation windows are scored across both exactly as one
     process scores them: 6 windows in batches of 2 make a last round in which the second process repeats
-    windows 1-2 (accelerate's even batches), which neither the metrics nor the track's counts may see."""
+    the first two windows (accelerate's even batches), which neither the metrics nor the track's counts may see."""
     out, port = tmp_path / "multinode", free_port()
     model = make_model(tmp_path / "model", tiny_checkpoint.parent / "tokenizer", track_loss_weight=1.0)
+    # The track calls every + base "cds0": its precision is then the share of such bases in the windows
+    # counted, which any repeated window moves.
     weights = load_file(model / "model.safetensors")
-    weights["track_head.out.bias"][1] += 20  # "cds0" on + everywhere: its precision is the share of such
-    save_file(
-        weights, model / "model.safetensors", {"format": "pt"}
-    )  # bases in the windows counted, moved by any repeat
+    weights["track_head.out.bias"][1] += 20
+    save_file(weights, model / "model.safetensors", {"format": "pt"})
     dataset = write_orf_dataset(tmp_path / "orfs", n_validation=6)
     args = train_argv(model, dataset, out, "--max_steps", "4", "--save_strategy", "no",
                       "--per_device_eval_batch_size", "2")  # fmt: skip

@@ -369,15 +369,13 @@ def test_track_head_trains_logs_its_loss_and_is_scored_per_class(tmp_path, tiny_
     assert any(key.startswith("track_head.") for key in load_file(out / "model.safetensors"))
 
 
-def test_training_on_cpu_pins_no_memory_and_says_nothing_of_it(tmp_path, tiny_checkpoint):
+def test_training_without_an_accelerator_pins_no_memory_and_says_nothing_of_it(tmp_path, tiny_checkpoint):
     """Pinned memory only speeds copies to an accelerator: without one torch warned at every DataLoader."""
     dataset = write_orf_dataset(tmp_path / "data", n_train=4, n_validation=2, length=300)
     argv = _train_args(tiny_checkpoint, dataset, tmp_path / "run", "--max_steps", "1", "--save_strategy", "no",
                        "--generation_max_length", "8")  # fmt: skip
-    argv.remove(
-        "--use_cpu"
-    )  # (which turns pinning off in transformers itself) as a user on a CPU machine runs it
-    assert train.parse_args(argv)[2].dataloader_pin_memory is False
+    argv.remove("--use_cpu")  # it turns pinning off in transformers itself; a user of a CPU machine omits it
+    assert train.parse_args(argv)[2].dataloader_pin_memory is torch.accelerator.is_available()
     assert train.parse_args([*argv, "--dataloader_pin_memory", "true"])[2].dataloader_pin_memory is True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
