@@ -261,7 +261,7 @@ def test_stitched_coding_genes_keep_the_minimum_length_two_thirds_of_it_at_a_seq
 
 def test_a_spliced_coding_gene_meets_the_minimum_length_with_its_coding_bases():
     """The decoder holds a spliced gene's span to `min_coding_length`, stitching its coding bases: on held-out
-    S. pombe 35 of a 25-minute model's 36 spliced calls spanned 430-2,963 bp around < 200 coding bases."""
+    S. pombe 24 of a 25-minute model's 25 spliced coding genes spanned 430-2,963 bp around < 200 coding bases."""
     windows = tile("c", random_dna(4000, seed=12), size=4000, overlap=0)
     sparse = spliced((101, 190), (1101, 1200))  # 190 coding bases over 1,100 bp
     dense = spliced((2001, 2200), (2301, 2430))  # 330 coding bases
