@@ -93,39 +93,36 @@ class GffMoeTrainer(Seq2SeqTrainer):
         )
         unwrapped = self.accelerator.unwrap_model(model)
         if track_labels is not None and hasattr(unwrapped, "track_head"):
-            real = len(track_labels) - self._repeated_rows(len(track_labels))
-            self._count_track(unwrapped, inputs, track_labels, real)
+            self._count_track(unwrapped, inputs, track_labels)
         return result
 
-    def _repeated_rows(self, batch_size: int) -> int:
-        """Rows at the end of this process's evaluation batch that repeat earlier windows: on the last round of
-        several processes accelerate fills every process's batch from the dataset's start (even batches), and
-        `gather_for_metrics` keeps the first `remainder` rows in process order."""
-        state = self.accelerator.gradient_state
-        if self.accelerator.num_processes == 1 or not state.end_of_dataloader or state.remainder <= 0:
-            return 0
-        real = min(batch_size, max(0, state.remainder - self.accelerator.process_index * batch_size))
-        return batch_size - real
-
     @torch.no_grad()
-    def _count_track(self, model, inputs, track_labels, real: int) -> None:
-        """Add the first `real` windows of one batch to the confusion matrices of the track's region and
-        boundary classes."""
-        if not real:
-            return
-        ids, mask, offsets = (inputs[key][:real] for key in ("input_ids", "attention_mask", "token_offsets"))
-        encoded = model.encoder(ids, mask, token_offsets=offsets, return_dict=True)
-        logits, row, position = model.track(encoded.last_hidden_state, ids, offsets)
-        track_labels = track_labels[:real]
+    def _count_track(self, model, inputs, track_labels) -> None:
+        """Add one batch to the confusion matrices of the track's region and boundary classes. Counted per
+        window and gathered as the predictions are (`gather_for_metrics`), so that across processes each
+        window counts once: even batches repeat windows on the last round."""
+        encoded = model.encoder(
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            token_offsets=inputs["token_offsets"],
+            return_dict=True,
+        )
+        logits, row, position = model.track(
+            encoded.last_hidden_state, inputs["input_ids"], inputs["token_offsets"]
+        )
         inside = position < track_labels.shape[1]
-        labels = track_labels[row[inside], position[inside]]
+        row, labels = row[inside], track_labels[row[inside], position[inside]]
         groups = logits[inside].split([len(REGION), len(BOUNDARY)] * 2, dim=-1)
+        windows, per_window = len(track_labels), {}
         for column, (kind, classes) in enumerate([("region", REGION), ("boundary", BOUNDARY)] * 2):
-            truth, predicted = labels[:, column], groups[column].argmax(-1)
+            truth, predicted, k = labels[:, column], groups[column].argmax(-1), len(classes)
             keep = truth >= 0
-            pairs = truth[keep] * len(classes) + predicted[keep]
-            counts = torch.bincount(pairs, minlength=len(classes) ** 2).view(len(classes), len(classes))
-            self._track_confusion[kind] = self._track_confusion.get(kind, 0) + counts
+            cells = (row[keep] * k + truth[keep]) * k + predicted[keep]
+            counts = torch.bincount(cells, minlength=windows * k * k).view(windows, k, k)
+            per_window[kind] = per_window.get(kind, 0) + counts
+        for kind, counts in per_window.items():
+            gathered = self.accelerator.gather_for_metrics(counts).sum(0)
+            self._track_confusion[kind] = self._track_confusion.get(kind, 0) + gathered
 
     def evaluation_loop(self, *args, metric_key_prefix: str = "eval", **kwargs):
         self._track_confusion = {}
@@ -134,16 +131,10 @@ class GffMoeTrainer(Seq2SeqTrainer):
         # with one sequence per window `gather_for_metrics` drops them.
         self.gather_function = self.accelerator.gather_for_metrics
         output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
-        if not hasattr(self.accelerator.unwrap_model(self.model), "track_head"):
-            return output
         for kind, classes in (("region", REGION), ("boundary", BOUNDARY)):
-            # Every process joins the sum, also one whose windows were all repeats (it counted none).
-            counts = self._track_confusion.get(kind)
-            if counts is None:
-                counts = torch.zeros(len(classes), len(classes), dtype=torch.long, device=self.args.device)
-            confusion = self.accelerator.reduce(counts, reduction="sum").double()
-            if not confusion.sum():
-                continue  # windows without track labels
+            if kind not in self._track_confusion:
+                continue
+            confusion = self._track_confusion[kind].double()  # every process's windows, each once
             hits = confusion.diagonal()
             precision = hits / confusion.sum(0).clamp(min=1)
             recall = hits / confusion.sum(1).clamp(min=1)
