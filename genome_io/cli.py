@@ -59,6 +59,11 @@ def device(text: str) -> str:
     return text
 
 
+def launched_with_others() -> bool:
+    """Whether this process is one of several that a distributed launcher started (torchrun, accelerate)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def use_cpu_processes_without_gpus() -> None:
     """A distributed launch (e.g. cpu_ddp.yaml) on a machine without GPUs: run as CPU processes over gloo.
 
@@ -67,7 +72,7 @@ def use_cpu_processes_without_gpus() -> None:
     """
     import torch
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+    if launched_with_others() and not torch.cuda.is_available():
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
 
 
@@ -80,7 +85,7 @@ def exit_launched(code: int) -> NoReturn:
     aborts the finished process: "terminate called without an active exception", SIGABRT
     (pytorch/pytorch#190489; twice in CI, once in each kind of run).
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launched_with_others():
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
