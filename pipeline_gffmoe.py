@@ -22,7 +22,7 @@ from pathlib import Path
 
 from transformers import Pipeline
 
-from annotation.annotator import AnnotationOptions, OptionError, annotate_records, read_hints
+from annotation.annotator import AnnotationOptions, annotate_records, read_hints
 from core.errors import InputError
 from genome_io.fasta import NOT_IUPAC, read_fasta
 from genome_io.gff3_writer import gff3_lines
@@ -90,9 +90,6 @@ class GffAnnotationPipeline(Pipeline):
             valid = ", ".join(sorted((*ANNOTATION_OPTIONS, *FORWARDED, "window_batch_size", "source")))
             raise TypeError(f"unknown gff-annotation options: {', '.join(sorted(unknown))} (valid: {valid})")
         forward = {key: value for key, value in forward.items() if value is not None}
-        workers = forward.get("workers", 1)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise OptionError("workers", None, f"expected an integer >= 1, got {workers!r}")
         if window_batch_size is not None:
             forward["batch_size"] = window_batch_size
         # A bad value is refused now, at the call; `_forward` builds the options from these merged with the

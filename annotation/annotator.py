@@ -121,6 +121,11 @@ _WEIGHT = _Rule(
 )
 
 
+def _check(name: str, value, rule: _Rule) -> None:
+    if not rule.accepts(value):
+        raise OptionError(name, None, f"expected {rule.expected}, got {value!r}")
+
+
 def _option(default, rule: _Rule, help: str):
     return field(default=default, metadata={"rule": rule, "help": help})
 
@@ -210,9 +215,8 @@ class AnnotationOptions:
     def __post_init__(self):
         for option in fields(self):
             value, rule = getattr(self, option.name), option.metadata["rule"]
-            taxon_default = value is None and option.default is None
-            if not (taxon_default or rule.accepts(value)):
-                raise OptionError(option.name, None, f"expected {rule.expected}, got {value!r}")
+            if not (value is None and option.default is None):  # None: the taxon's default
+                _check(option.name, value, rule)
         if self.overlap_bp >= self.window_bp:
             raise OptionError(
                 "overlap", None, f"{self.overlap} bp must be below the window size ({self.window_bp} bp)"
@@ -669,6 +673,7 @@ def annotate_contigs(
     """
     if coding_track and not hasattr(model, "track_head"):
         raise ValueError("the model has no track head (trained without --track_loss_weight): no coding track")
+    _check("workers", workers, _at_least(1))
     options = options.for_model(model.config)
     stats = stats if stats is not None else AnnotationStats()
     hints = readable_hints(hints, tokenizer, stats.unreadable_hints) if hints else None

@@ -586,7 +586,7 @@ def steered_model(model_dir, introns: bool = False):
     return model, tokenizer
 
 
-def test_eukaryote_coding_genes_are_whole_spliced_orfs_at_the_defaults(tiny_model_dir):
+def test_eukaryote_coding_genes_are_whole_spliced_orfs_by_default(tiny_model_dir):
     """Outside prokaryotes coding-gene mode is on by default and holds each coding gene's exon chain, not its
     span, to an ORF: every transcript of a coding gene is its CDS chain, start to stop, with canonical introns."""
     model, tokenizer = steered_model(tiny_model_dir, introns=True)
