@@ -38,6 +38,9 @@ class GffMoeConfig(PreTrainedConfig):
             transformers reads that as Llama-4 chunked attention and gives `generate()` a sliding-window cache.
         track_loss_weight (`float`): weight of the per-base gene-structure track loss (the encoder's track head
             classifies every base of the window on both strands, see `tokenization.track`); 0 builds no head.
+        track_conv_channels (`int`): width of the track head's convolutions over the bases (four dilated layers,
+            +-160 bp: splice sites, codons and their statistics, which BPE token states do not spell out); 0:
+            none, each base read from its token's state alone.
         initializer_range (`float`): std of the normal initialiser of fresh weights.
         training_window_bp (`int`, *optional*): the window length the model was trained on, in bp: nine in ten
             training windows at most this long (train.py records it). Annotation tiles genomes into windows of
@@ -76,6 +79,7 @@ class GffMoeConfig(PreTrainedConfig):
         offset_frequencies: int = 16,
         attention_block_size: int = 1024,
         track_loss_weight: float = 0.0,
+        track_conv_channels: int = 0,
         initializer_range: float = 0.02,
         training_window_bp: int | None = None,
         training_taxa: list[str] | None = None,
@@ -97,6 +101,8 @@ class GffMoeConfig(PreTrainedConfig):
             raise ValueError(f"moe_top_k must be between 1 and num_experts={num_experts}, got {moe_top_k}")
         if track_loss_weight < 0:
             raise ValueError(f"track_loss_weight must be >= 0, got {track_loss_weight}")
+        if track_conv_channels < 0:
+            raise ValueError(f"track_conv_channels must be >= 0, got {track_conv_channels}")
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
@@ -123,6 +129,7 @@ class GffMoeConfig(PreTrainedConfig):
         # the field's old name, in configs saved before the rename
         self.attention_block_size = kwargs.pop("attention_chunk_size", attention_block_size)
         self.track_loss_weight = track_loss_weight
+        self.track_conv_channels = track_conv_channels
         self.initializer_range = initializer_range
         self.training_window_bp = training_window_bp
         self.training_taxa = training_taxa

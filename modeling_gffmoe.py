@@ -421,8 +421,9 @@ class GffMoeTokenOffsetEmbedding(nn.Module):
 
 class GffMoeTrackHead(nn.Module):
     """Per-base gene-structure logits from the encoder: each base's token state plus a vector for the base and
-    its place in the token (the bases a BPE token glues together, as `GffMoeBaseEmbedding` spells them), through
-    one GELU layer to the classes of the track's four columns (`TRACK_GROUPS`).
+    its place in the token (the bases a BPE token glues together, as `GffMoeBaseEmbedding` spells them), with
+    `config.track_conv_channels` plus what dilated convolutions read around it (+-160 bp), through one GELU
+    layer to the classes of the track's four columns (`TRACK_GROUPS`).
 
     Returns the logits of every base the tokens cover, flat [n_bases, sum(TRACK_GROUPS)], and where each base
     lies: (row, position in the window)."""
@@ -434,6 +435,15 @@ class GffMoeTrackHead(nn.Module):
         self.act_fn = ACT2FN["gelu"]
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.out = nn.Linear(config.hidden_size, sum(TRACK_GROUPS))
+        if config.track_conv_channels:
+            channels = config.track_conv_channels
+            self.conv_in = nn.Linear(config.hidden_size, channels)
+            self.conv_base = nn.Embedding(BASE_KINDS, channels)
+            # kernel 9, dilations 1-27: each base sees +-160 bp, a splice site's consensus and codon statistics
+            self.convs = nn.ModuleList(
+                nn.Conv1d(channels, channels, 9, padding=4 * d, dilation=d) for d in (1, 3, 9, 27)
+            )
+            self.conv_out = nn.Linear(channels, config.hidden_size)
 
     def forward(
         self, states: torch.Tensor, input_ids: torch.LongTensor, token_offsets: torch.LongTensor, token_bases
@@ -452,9 +462,21 @@ class GffMoeTrackHead(nn.Module):
         features = states.flatten(0, 1)[token] + self.by_place_and_base(place * BASE_KINDS + base).to(
             states.dtype
         )
-        logits = self.out(self.norm(self.act_fn(self.dense(features))))
         row = token // source_length
         position = token_offsets[..., 0].flatten()[token] + place
+        if hasattr(self, "convs") and len(position):  # the bases along their windows [batch, channels, bases]
+            flat = self.conv_in(features) + self.conv_base(base).to(features.dtype)
+            hidden = flat.new_zeros(batch, int(position.max()) + 1, flat.shape[-1])
+            hidden[row, position] = flat
+            hidden = hidden.transpose(1, 2)
+            # zero past each window's end after every layer, as the convolution's own padding: a window's
+            # logits do not depend on the batch it is in
+            inside = hidden.new_zeros(batch, 1, hidden.shape[-1])
+            inside[row, 0, position] = 1
+            for conv in self.convs:
+                hidden = (hidden + F.gelu(conv(hidden))) * inside
+            features = features + self.conv_out(hidden.transpose(1, 2)[row, position])
+        logits = self.out(self.norm(self.act_fn(self.dense(features))))
         return logits, row, position
 
 

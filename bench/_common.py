@@ -84,11 +84,12 @@ def gffmoe(
     return GffMoeForConditionalGeneration(config)
 
 
-def stitching_ablation(model, tokenizer, records, options, workers: int = 1) -> tuple[dict, object]:
+def stitching_ablation(model, tokenizer, records, options, workers: int = 1) -> tuple[dict, object, dict]:
     """Genes per seqid of `records` under annotate.py's stitching rules (`options`, resolved for the model),
     and without each rule that came after the decoder, all from ONE decoding (stitching is a pass over the
     decoded windows, so the rows differ only by the rules): (rows {name: genes per seqid}, the decoding's
-    AnnotationStats). Rows: "defaults"; "longest starts" (no start scorer); "no long ORFs"; "neither";
+    AnnotationStats, {seqid: the track's coding probability per base [length, 2] (+, -)}, empty for a model
+    without a track head). Rows: "defaults"; "longest starts" (no start scorer); "no long ORFs"; "neither";
     "decoder's starts" (neither, and no start moved)."""
     from dataclasses import replace
 
@@ -103,7 +104,7 @@ def stitching_ablation(model, tokenizer, records, options, workers: int = 1) -> 
 
     options = options.for_model(model.config)
     stats = AnnotationStats()
-    annotator = WindowAnnotator(model, tokenizer, options)
+    annotator = WindowAnnotator(model, tokenizer, options, keep_coding=True)  # (only with a track head)
     started = time.perf_counter()
     decoded = list(
         decode_windows(annotator, tile_records(records, options, stats), None, stats, False, workers)
@@ -117,13 +118,15 @@ def stitching_ablation(model, tokenizer, records, options, workers: int = 1) -> 
         "neither": (no_orfs, None),
         "decoder's starts": (replace(no_orfs, choose_starts=False), None),
     }
-    rows = {}
+    rows, coding = {}, {}
     for name, (variant, start_weights) in variants.items():
         counted = stats if name == "defaults" else AnnotationStats()
-        rows[name] = {c.seqid: c.genes for c in stitch_contigs(decoded, counted, variant, start_weights)}
+        contigs = list(stitch_contigs(decoded, counted, variant, start_weights))
+        rows[name] = {c.seqid: c.genes for c in contigs}
         if name == "defaults":
             stats.seconds = time.perf_counter() - started
-    return rows, stats
+            coding = {c.seqid: c.coding for c in contigs if c.coding is not None}
+    return rows, stats, coding
 
 
 PROKARYOTE_LEVELS = ("gene_3prime", "gene_exact", "nucleotide")

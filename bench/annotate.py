@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         region_records = list(read_fasta(region))
         region_bp = sum(len(s) for _, s in region_records)
         # One decoding at the defaults gives their row and, re-stitched, what each stitching rule buys.
-        ablation, stats = stitching_ablation(model, tokenizer, region_records, defaults, args.workers)
+        ablation, stats, _ = stitching_ablation(model, tokenizer, region_records, defaults, args.workers)
         lengths = {seqid: len(sequence) for seqid, sequence in region_records}
         verdict = gt_verdict(ablation["defaults"], lengths, Path(tmp) / "r.gff3")
         rows = {"defaults": (score(reference, ablation["defaults"]), region_bp / stats.seconds, verdict)}

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +102,19 @@ def parse_args(argv=None):
         help="bake --coding_only: train on the CDS chains of coding genes only (default: whole transcripts, "
         "UTRs and non-coding genes included)",
     )
+    parser.add_argument(
+        "--track_loss_weight",
+        type=float,
+        default=0.0,
+        help="init_model.py's option: weight of the per-base track loss (0: no track head); with a track "
+        "head the bench also scores the track's per-base coding calls on the held-out sequence",
+    )
+    parser.add_argument(
+        "--track_conv_channels",
+        type=int,
+        default=0,
+        help="init_model.py's option: width of the track head's convolutions over the bases (0: none)",
+    )
     parser.add_argument("--hidden_size", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
@@ -176,7 +190,9 @@ def train_model(corpus: Corpus, args, work: Path) -> tuple[Path, dict, float]:
         extra_tokens=[type_token(t) for t in new_types],
     )
     model_args = ["--save_dir", str(work / "model"), "--tokenizer", str(work / "tokenizer"), "--use_moe",
-                  "--num_experts", "4", "--moe_top_k", "2", "--tie_weights", "--decoder_layers", "2"]  # fmt: skip
+                  "--num_experts", "4", "--moe_top_k", "2", "--tie_weights", "--decoder_layers", "2",
+                  "--track_loss_weight", str(args.track_loss_weight),
+                  "--track_conv_channels", str(args.track_conv_channels)]  # fmt: skip
     if args.dnabert_path:
         model_args += ["--dnabert_path", args.dnabert_path]
     else:
@@ -227,6 +243,25 @@ def train_model(corpus: Corpus, args, work: Path) -> tuple[Path, dict, float]:
     return run, json.loads((run / "trainer_state.json").read_text()), train_s
 
 
+def coding_scores(coding: dict, reference: dict) -> dict[str, tuple[float, float]]:
+    """Per strand, (sensitivity, precision) of the bases the track calls coding (`coding`: per seqid, the
+    probability per base [length, 2]) against the CDS bases of the reference (genes per seqid, 1-based)."""
+    counts = {strand: [0, 0, 0] for strand in "+-"}  # both, reference only, called only
+    for seqid, probability in coding.items():
+        truth = np.zeros(probability.shape, bool)
+        for gene in reference.get(seqid, []):
+            if gene.strand in counts:
+                for transcript in gene.transcripts:
+                    for start, end in transcript.cds_segments():
+                        truth[start - 1 : end, "+-".index(gene.strand)] = True
+        called = probability > 0.5
+        for k, strand in enumerate("+-"):
+            counts[strand][0] += int((truth[:, k] & called[:, k]).sum())
+            counts[strand][1] += int((truth[:, k] & ~called[:, k]).sum())
+            counts[strand][2] += int((~truth[:, k] & called[:, k]).sum())
+    return {s: (tp / max(tp + fn, 1), tp / max(tp + fp, 1)) for s, (tp, fn, fp) in counts.items()}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     needed = GENOMES if args.taxon == "prokaryotes" else POMBE
@@ -248,7 +283,7 @@ def main(argv=None) -> int:
         run, state, train_s = train_model(corpus, args, work)
         model, tokenizer = load_model(str(run))  # as annotate.py loads it
         options = AnnotationOptions(taxon=corpus.taxon, window_size=args.window_bp)  # annotate.py's defaults
-        ablation, stats = stitching_ablation(model, tokenizer, corpus.records, options, cpu_workers())
+        ablation, stats, coding = stitching_ablation(model, tokenizer, corpus.records, options, cpu_workers())
         callers = {"GFF-MoE (this run)": ablation["defaults"]}
         for name, caller in corpus.baselines.items():
             callers[name] = caller(corpus.records)
@@ -270,6 +305,10 @@ def main(argv=None) -> int:
         f"{stats.decode_errors} decode errors\n"
     )
     print(format_table({name: score(corpus.reference, genes) for name, genes in callers.items()}))
+    if coding:
+        print("\nthe track head's per-base coding calls (probability > 0.5) against the reference CDS bases:")
+        for strand, (sn, pr) in coding_scores(coding, corpus.reference).items():
+            print(f"  {strand} strand: Sn {sn:.3f}  Pr {pr:.3f}  F1 {2 * sn * pr / max(sn + pr, 1e-9):.3f}")
     # "no long ORFs" is what the model wrote itself: the long ORFs are the ORF floor's kind of call.
     if corpus.taxon == "prokaryotes":
         print("\nwhat each stitching rule buys (the same decoded windows), F1 gene 3' / exact / nucleotide:")

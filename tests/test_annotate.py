@@ -457,6 +457,7 @@ def test_track_weight_guides_the_coordinates_of_a_model_with_a_track_head(
         "--intermediate_size",
     ]
     size += ["64", "--decoder_layers", "1", "--num_experts", "2", "--use_moe", "--track_loss_weight", "1"]
+    size += ["--track_conv_channels", "8"]  # the head with its convolutions over the bases
     model = tmp_path / "model"
     assert init_model.main(["--save_dir", str(model), "--tokenizer", str(tmp_path / "tokenizer"), *size]) == 0
     fasta, contigs = small_fasta

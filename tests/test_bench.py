@@ -156,3 +156,41 @@ def test_start_benchmark_fits_on_one_bacterium_and_scores_another():
     assert set(rows) == {"tpallidum_nichols", "paracoccus_scn6821"}, done.stdout
     genes, longest, scored = rows["paracoccus_scn6821"]
     assert int(genes) > 1000 and float(scored) > float(longest) + 0.1, done.stdout
+
+
+def test_the_real_genome_benchmark_scores_the_tracks_per_base_coding_calls(tmp_path, gff_tokenizer):
+    """bench/train_real.py's track lines: the decoding it scores hands back each contig's coding probability
+    for a model with a track head (none without one), and it is scored per strand against the reference's
+    CDS bases (1-based genes)."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import train_real
+    from _common import stitching_ablation
+
+    from annotate import load_model
+    from annotation.annotator import AnnotationOptions
+    from core.features import DIRECT, Gene, Transcript
+    from tests.fixtures.training import make_model
+
+    gff_tokenizer.save_pretrained(tmp_path / "tokenizer")
+    track_model = make_model(
+        tmp_path / "track", tmp_path / "tokenizer", track_loss_weight=1.0, track_conv_channels=8
+    )
+    plain_model = make_model(tmp_path / "plain", tmp_path / "tokenizer")
+    window = orf_window(random.Random(1), "c", 1200, (300, 600))
+    options = AnnotationOptions(window_size=600, overlap=150, max_new_tokens=16)
+    codings = {}
+    for name, directory in (("track", track_model), ("plain", plain_model)):
+        model, tokenizer = load_model(str(directory))
+        _, stats, codings[name] = stitching_ablation(model, tokenizer, [("c", window["sequence"])], options)
+        assert stats.windows == 3
+    assert codings["plain"] == {}
+    assert codings["track"]["c"].shape == (1200, 2)
+    assert ((codings["track"]["c"] >= 0) & (codings["track"]["c"] <= 1)).all()
+
+    called = np.zeros((20, 2))
+    called[4:10, 0] = 0.9  # + strand: bases 5-10 (1-based) called coding
+    called[0:3, 1] = 0.9  # - strand: three false calls
+    gene = Gene(5, 13, "+", transcripts=(Transcript(DIRECT, ((5, 13),), (5, 13)),))  # CDS 5-13, 9 bases
+    assert train_real.coding_scores({"c": called}, {"c": [gene]}) == {"+": (6 / 9, 1.0), "-": (0.0, 0.0)}

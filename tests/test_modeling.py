@@ -363,8 +363,9 @@ def test_return_dict_and_hidden_states_follow_the_config_unless_given():
 # ---------------------------------------------------------------- per-base track head
 
 
-def test_track_head_labels_every_covered_base_once_and_adds_its_weighted_loss():
-    model = tiny_model(track_loss_weight=0.5)
+@pytest.mark.parametrize("channels", [0, 8])
+def test_track_head_labels_every_covered_base_once_and_adds_its_weighted_loss(channels):
+    model = tiny_model(track_loss_weight=0.5, track_conv_channels=channels)
     batch = source_batch()
     covered = batch["token_offsets"][..., 1].max(1).values  # bases each window's tokens cover
     generator = torch.Generator().manual_seed(1)
@@ -389,6 +390,26 @@ def test_track_head_labels_every_covered_base_once_and_adds_its_weighted_loss():
     torch.testing.assert_close(out.loss, plain.loss + 0.5 * out.track_loss)
     out.loss.backward()
     assert model.track_head.by_place_and_base.weight.grad.abs().sum() > 0
+    if channels:  # the convolutions over the bases learn too
+        assert all(conv.weight.grad.abs().sum() > 0 for conv in model.track_head.convs)
+
+
+def test_track_convolutions_read_a_window_the_same_alone_and_in_a_batch():
+    # The second window of source_batch is shorter: its last bases must not see the first window's length.
+    model = tiny_model(track_loss_weight=1.0, track_conv_channels=8)
+    batch = source_batch()
+    with torch.no_grad():
+        states = model.get_encoder()(**batch).last_hidden_state
+        together = model.track_logits(states, batch["input_ids"], batch["token_offsets"])
+        real = int(batch["attention_mask"][1].sum())
+        alone_inputs = {key: value[1:, :real] for key, value in batch.items()}
+        alone = model.track_logits(
+            model.get_encoder()(**alone_inputs).last_hidden_state,
+            alone_inputs["input_ids"],
+            alone_inputs["token_offsets"],
+        )
+    # equal but for float noise (the encoder pads the batch)
+    torch.testing.assert_close(together[1, : alone.shape[1]], alone[0], atol=1e-4, rtol=1e-4)
 
 
 def test_track_groups_match_the_track_classes():
