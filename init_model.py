@@ -294,6 +294,10 @@ def build_config(args, checkpoint: DnabertCheckpoint | None, vocab_size: int | N
         raise InitModelError(
             "--num_experts and --moe_top_k need --use_moe (without it the decoder is dense: one expert)"
         )
+    if args.track_conv_channels and not args.track_loss_weight:
+        raise InitModelError(
+            "--track_conv_channels needs --track_loss_weight > 0 (without it there is no track head)"
+        )
     if checkpoint is not None:
         fields = {key: checkpoint.config[key] for key in DNABERT_CONFIG_FIELDS if key in checkpoint.config}
     else:

@@ -39,6 +39,7 @@ from annotate import cpu_workers, load_model  # noqa: E402
 from annotation.annotator import AnnotationOptions  # noqa: E402
 from dataset_builder.bake import BakeOptions, bake_genome  # noqa: E402
 from genome_io.baselines import augustus_genes, orf_floor_genes, prodigal_genes  # noqa: E402
+from genome_io.cli import non_negative_float, non_negative_int  # noqa: E402
 from genome_io.fasta import fasta_lengths, read_fasta  # noqa: E402
 from genome_io.gff import read_gff  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
@@ -104,14 +105,14 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--track_loss_weight",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="init_model.py's option: weight of the per-base track loss (0: no track head); with a track "
         "head the bench also scores the track's per-base coding calls on the held-out sequence",
     )
     parser.add_argument(
         "--track_conv_channels",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="init_model.py's option: width of the track head's convolutions over the bases (0: none)",
     )

@@ -212,3 +212,15 @@ def test_expert_options_without_use_moe_are_refused_not_silently_dense(
         init_model.main([*argv, "--intermediate_size", "48", "--decoder_layers", "1"]) == 0
     )  # dense, as asked
     assert GffMoeForConditionalGeneration.from_pretrained(tmp_path / "m").config.num_experts == 1
+
+
+def test_track_convolutions_without_a_track_head_are_refused(tmp_path, gff_tokenizer_dir, capsys):
+    argv = ["--save_dir", str(tmp_path / "m"), "--tokenizer", str(gff_tokenizer_dir), "--hidden_size", "32"]
+    argv += ["--intermediate_size", "48", "--decoder_layers", "1", "--track_conv_channels", "8"]
+    assert init_model.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--track_loss_weight" in err and "no track head" in err
+    assert not (tmp_path / "m").exists()
+    assert init_model.main([*argv, "--track_loss_weight", "1"]) == 0
+    model = GffMoeForConditionalGeneration.from_pretrained(tmp_path / "m")
+    assert model.config.track_conv_channels == 8 and len(model.track_head.convs) == 4
