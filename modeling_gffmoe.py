@@ -466,13 +466,11 @@ class GffMoeTrackHead(nn.Module):
         position = token_offsets[..., 0].flatten()[token] + place
         if hasattr(self, "convs") and len(position):  # the bases along their windows [batch, channels, bases]
             flat = self.conv_in(features) + self.conv_base(base).to(features.dtype)
-            hidden = flat.new_zeros(batch, int(position.max()) + 1, flat.shape[-1])
-            hidden[row, position] = flat
-            hidden = hidden.transpose(1, 2)
+            shape = (batch, int(position.max()) + 1)
+            hidden = per_base(flat, row, position, shape).transpose(1, 2)
             # zero past each window's end after every layer, as the convolution's own padding: a window's
             # logits do not depend on the batch it is in
-            inside = hidden.new_zeros(batch, 1, hidden.shape[-1])
-            inside[row, 0, position] = 1
+            inside = per_base(flat.new_ones(len(position), 1), row, position, shape).transpose(1, 2)
             for conv in self.convs:
                 hidden = (hidden + F.gelu(conv(hidden))) * inside
             features = features + self.conv_out(hidden.transpose(1, 2)[row, position])
