@@ -43,16 +43,18 @@ from genome_io.cli import non_negative_float, non_negative_int  # noqa: E402
 from genome_io.fasta import fasta_lengths, read_fasta  # noqa: E402
 from genome_io.gff import read_gff  # noqa: E402
 from genome_io.gff3_writer import write_gff3  # noqa: E402
-from scoring.metrics import score  # noqa: E402
+from scoring.metrics import LevelScore, score  # noqa: E402
 from scoring.report import format_table  # noqa: E402
 from tokenization.codec import type_token  # noqa: E402
 from tokenization.tokenizer import build_tokenizer  # noqa: E402
+from tokenization.track import CDS_CLASSES, TRACK_COLUMNS, gene_track  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 GENOMES = SHARED / "genomes"
 BACTERIA = ("bsub168", "mabs_atcc19977", "tpallidum_nichols", "paracoccus_scn6821")
 POMBE = SHARED / "eukaryotes" / "spombe_972h"
 POMBE_TRAINING = ("I", "II")
+REGION_PLUS, REGION_MINUS = TRACK_COLUMNS.index("region_plus"), TRACK_COLUMNS.index("region_minus")
 # Published exon / gene F1 on A. thaliana (Tiberius paper; another kingdom: context, not comparable).
 ANCHORS = (
     "published exon / gene F1 on A. thaliana: Tiberius 90.0 / 71.6, Helixer 88.1 / 67.7, AUGUSTUS 79.1 / 50.9"
@@ -244,23 +246,18 @@ def train_model(corpus: Corpus, args, work: Path) -> tuple[Path, dict, float]:
     return run, json.loads((run / "trainer_state.json").read_text()), train_s
 
 
-def coding_scores(coding: dict, reference: dict) -> dict[str, tuple[float, float]]:
-    """Per strand, (sensitivity, precision) of the bases the track calls coding (`coding`: per seqid, the
-    probability per base [length, 2]) against the CDS bases of the reference (genes per seqid, 1-based)."""
-    counts = {strand: [0, 0, 0] for strand in "+-"}  # both, reference only, called only
+def coding_scores(coding: dict, reference: dict) -> dict[str, LevelScore]:
+    """Per strand, the bases the track calls coding (`coding`: per seqid, the probability per base [length,
+    2]) against the CDS bases of the reference (genes per seqid, 1-based), as `tokenization.track` labels them."""
+    scores = {strand: LevelScore() for strand in "+-"}
     for seqid, probability in coding.items():
-        truth = np.zeros(probability.shape, bool)
-        for gene in reference.get(seqid, []):
-            if gene.strand in counts:
-                for transcript in gene.transcripts:
-                    for start, end in transcript.cds_segments():
-                        truth[start - 1 : end, "+-".index(gene.strand)] = True
+        track = gene_track([gene.shift(-1) for gene in reference.get(seqid, [])], len(probability))
+        truth = np.isin(track[:, [REGION_PLUS, REGION_MINUS]], CDS_CLASSES)
         called = probability > 0.5
         for k, strand in enumerate("+-"):
-            counts[strand][0] += int((truth[:, k] & called[:, k]).sum())
-            counts[strand][1] += int((truth[:, k] & ~called[:, k]).sum())
-            counts[strand][2] += int((~truth[:, k] & called[:, k]).sum())
-    return {s: (tp / max(tp + fn, 1), tp / max(tp + fp, 1)) for s, (tp, fn, fp) in counts.items()}
+            found = int((truth[:, k] & called[:, k]).sum())
+            scores[strand] += LevelScore(found, int(truth[:, k].sum()), found, int(called[:, k].sum()))
+    return scores
 
 
 def main(argv=None) -> int:
@@ -308,8 +305,10 @@ def main(argv=None) -> int:
     print(format_table({name: score(corpus.reference, genes) for name, genes in callers.items()}))
     if coding:
         print("\nthe track head's per-base coding calls (probability > 0.5) against the reference CDS bases:")
-        for strand, (sn, pr) in coding_scores(coding, corpus.reference).items():
-            print(f"  {strand} strand: Sn {sn:.3f}  Pr {pr:.3f}  F1 {2 * sn * pr / max(sn + pr, 1e-9):.3f}")
+        for strand, bases in coding_scores(coding, corpus.reference).items():
+            print(
+                f"  {strand} strand: Sn {bases.sensitivity:.3f}  Pr {bases.precision:.3f}  F1 {bases.f1:.3f}"
+            )
     # "no long ORFs" is what the model wrote itself: the long ORFs are the ORF floor's kind of call.
     if corpus.taxon == "prokaryotes":
         print("\nwhat each stitching rule buys (the same decoded windows), F1 gene 3' / exact / nucleotide:")

@@ -193,4 +193,6 @@ def test_the_real_genome_benchmark_scores_the_tracks_per_base_coding_calls(tmp_p
     called[4:10, 0] = 0.9  # + strand: bases 5-10 (1-based) called coding
     called[0:3, 1] = 0.9  # - strand: three false calls
     gene = Gene(5, 13, "+", transcripts=(Transcript(DIRECT, ((5, 13),), (5, 13)),))  # CDS 5-13, 9 bases
-    assert train_real.coding_scores({"c": called}, {"c": [gene]}) == {"+": (6 / 9, 1.0), "-": (0.0, 0.0)}
+    plus, minus = train_real.coding_scores({"c": called}, {"c": [gene]}).values()
+    assert (plus.sensitivity, plus.precision) == (6 / 9, 1.0)
+    assert (minus.found, minus.reference, minus.predicted) == (0, 0, 3) and minus.f1 == 0.0
